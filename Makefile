@@ -1,0 +1,33 @@
+# The README's quick start: `make lacrimosa` and `make test`. Each sets up .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.maia-installed
+# Two busy cores thrash with OpenMP's spinning threads.
+export OMP_WAIT_POLICY := PASSIVE
+
+.PHONY: lacrimosa test lint benchmarks clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@# Without CUDA, install the CPU wheel of torch first (an unpinned torch pulls a multi-GB CUDA build).
+	@if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install --quiet torch==2.13.0; fi
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+lacrimosa: $(STAMP)
+	$(VENV)/bin/maia lacrimosa --out lacrimosa
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check maia_hf tests benchmarks
+	$(VENV)/bin/ruff format --check maia_hf tests benchmarks
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/bench_codec.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,58 @@
+"""maia: compose classical music with the Hugging Face stack.
+
+``import maia_hf`` registers maia with `transformers` (``AutoConfig``, ``AutoTokenizer``...), so
+``AutoTokenizer.from_pretrained("tokenizer")`` gives a :class:`MaiaTokenizer` afterwards.
+Public names are loaded on first use, and the ``maia`` command line defers the registration (and
+its ~2 s import of torch) to the subcommands that need it, so ``maia --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "CodecConfig": "codec",
+    "MaiaError": "codec",
+    "MaiaInputError": "codec",
+    "MaiaTokenError": "codec",
+    "NoteArray": "codec",
+    "NotewiseCodec": "codec",
+    "Piece": "codec",
+    "load_pieces": "io",
+    "read_raw": "io",
+    "write_midi": "io",
+    "write_musicxml": "io",
+    "MaiaTokenizer": "tokenization_maia",
+    "MaiaConfig": "configuration_maia",
+    "register": "registration",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'maia_hf' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
+
+
+def _started_as_cli() -> bool:
+    # The `maia` console script (and `python -m maia_hf`) import this package first; they register
+    # lazily, inside the subcommands that use transformers.
+    return os.path.basename(sys.argv[0] if sys.argv else "") in {"maia", "-m", "__main__.py"}
+
+
+if not _started_as_cli():
+    from .registration import register as _register
+
+    _register()

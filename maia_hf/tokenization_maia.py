@@ -1,0 +1,264 @@
+"""`MaiaTokenizer`: the notewise vocabulary as a `transformers` fast tokenizer.
+
+The vocabulary is fixed by the codec configuration (never learned): ``<pad> <unk> <start> <end>``,
+then the codec's words in order (``p21..p108``, ``endp21..endp108``, ``wait1..wait48``, optional
+``v{b}``), then one ``<composer:NAME>`` token per composer. The backing ``tokenizers`` model is a
+``WordLevel`` model with a whitespace pre-tokenizer, so the saved ``tokenizer.json`` loads with plain
+``AutoTokenizer`` even where maia is not installed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from .codec import CodecConfig, MaiaInputError, MaiaTokenError, NoteArray, NotewiseCodec, Piece
+from .io import read_raw, to_piece, write_midi
+
+__all__ = ["COMPOSER_ALIASES", "DEFAULT_COMPOSERS", "MaiaTokenizer", "normalize_composer"]
+
+SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<start>", "eos_token": "<end>"}
+
+# The 25 composers of piano-midi.de, the composers of the music21 corpus, and two catch-alls.
+DEFAULT_COMPOSERS = (
+    # piano-midi.de
+    "albeniz", "bach", "balakirev", "beethoven", "borodin", "brahms", "burgmueller", "chopin",
+    "clementi", "debussy", "godowsky", "granados", "grieg", "haydn", "liszt", "mendelssohn",
+    "moszkowski", "mozart", "mussorgsky", "rachmaninoff", "ravel", "schubert", "schumann", "sinding",
+    "tchaikovsky",
+    # music21 corpus (those not above)
+    "beach", "ciconia", "clara_schumann", "corelli", "cpe_bach", "handel", "johnson", "joplin",
+    "josquin", "liliuokalani", "luca", "lusitano", "monteverdi", "palestrina", "schoenberg", "verdi",
+    "weber", "webern",
+    # folk and anonymous music; no composer known
+    "traditional", "unknown",
+)  # fmt: skip
+
+# Names used by the corpora for the composers above (after lower-casing).
+COMPOSER_ALIASES = {
+    "schumann_robert": "schumann",
+    "robert_schumann": "schumann",
+    "schumann_clara": "clara_schumann",
+    "cpebach": "cpe_bach",
+    "c_p_e_bach": "cpe_bach",
+    "johnson_j_r": "johnson",
+    "burgmuller": "burgmueller",
+    "christmas": "traditional",
+    "essenfolksong": "traditional",
+    "airdsairs": "traditional",
+    "ryansmammoth": "traditional",
+    "oneills1850": "traditional",
+    "nottingham_dataset": "traditional",
+    "miscfolk": "traditional",
+    "folk": "traditional",
+    "trecento": "unknown",
+    "anonymous": "unknown",
+    "": "unknown",
+}
+
+
+def normalize_composer(name: str | None) -> str:
+    """Lower-case a composer name to its token form: ``"C.P.E. Bach"`` -> ``"cpe_bach"``.
+
+    >>> normalize_composer("Schumann_Robert"), normalize_composer("Burgmüller"), normalize_composer(None)
+    ('schumann', 'burgmueller', 'unknown')
+    """
+    if name is None:
+        return "unknown"
+    text = name.strip().lower()
+    text = text.replace("ü", "ue").replace("ö", "oe").replace("ä", "ae").replace("é", "e").replace("è", "e")
+    text = re.sub(r"[\s\-]+", "_", text)
+    text = re.sub(r"[^a-z0-9_]", "", text).strip("_")
+    if text in COMPOSER_ALIASES:
+        return COMPOSER_ALIASES[text]
+    squashed = text.replace("_", "")
+    return COMPOSER_ALIASES.get(squashed, text)
+
+
+def build_vocabulary(codec: NotewiseCodec, composers=DEFAULT_COMPOSERS) -> dict[str, int]:
+    """The fixed token -> id map: special tokens, codec words, composer tokens."""
+    tokens = list(SPECIAL_TOKENS.values()) + codec.vocabulary() + [f"<composer:{c}>" for c in composers]
+    return {token: i for i, token in enumerate(tokens)}
+
+
+class MaiaTokenizer(PreTrainedTokenizerFast):
+    """Notewise words <-> ids, with ``<start>``, ``<end>`` and ``<composer:NAME>`` special tokens.
+
+    The standard tokenizer methods work on notewise text (``tokenizer("p60 wait12 endp60")``; an
+    unknown word becomes ``<unk>`` as in every `transformers` tokenizer). The music methods read and
+    write scores: :meth:`encode_score`, :meth:`decode_to_score`, :meth:`decode_to_midi`, and the strict
+    :meth:`encode_text`, which raises :class:`~maia_hf.codec.MaiaTokenError` on an unknown word.
+
+    Args:
+        tokenizer_file (`str`, *optional*): a saved ``tokenizer.json``; built from the codec when absent.
+        steps_per_quarter (`int`, *optional*, defaults to 12): the grid (see `CodecConfig`).
+        max_wait (`int`, *optional*, defaults to 48): the longest ``wait`` word.
+        velocity_bins (`int`, *optional*, defaults to 0): number of ``v{b}`` dynamics words (0: none).
+        default_velocity (`int`, *optional*, defaults to 80): velocity of decoded notes without dynamics.
+        composers (`list[str]`, *optional*): composer names for a new vocabulary (default: `DEFAULT_COMPOSERS`).
+
+    Example:
+
+    ```python
+    >>> from maia_hf import MaiaTokenizer
+    >>> tokenizer = MaiaTokenizer()
+    >>> ids = tokenizer.encode_text("p60 wait12 endp60", composer="mozart")
+    >>> tokenizer.decode(ids)
+    '<start> <composer:mozart> p60 wait12 endp60 <end>'
+    >>> tokenizer.decode_to_piece(ids).notes.as_tuples()
+    [(60, 0, 12)]
+
+    ```
+    """
+
+    vocab_files_names = {"tokenizer_file": "tokenizer.json"}
+    model_input_names = ["input_ids", "attention_mask"]
+    slow_tokenizer_class = None
+
+    def __init__(
+        self,
+        tokenizer_file: str | None = None,
+        tokenizer_object: Tokenizer | None = None,
+        steps_per_quarter: int = 12,
+        max_wait: int = 48,
+        velocity_bins: int = 0,
+        default_velocity: int = 80,
+        composers=None,
+        **kwargs,
+    ):
+        codec = NotewiseCodec(
+            CodecConfig(
+                steps_per_quarter=steps_per_quarter,
+                max_wait=max_wait,
+                velocity_bins=velocity_bins,
+                default_velocity=default_velocity,
+            )
+        )
+        if tokenizer_object is None and tokenizer_file is None:
+            vocab = build_vocabulary(codec, tuple(composers) if composers is not None else DEFAULT_COMPOSERS)
+            tokenizer_object = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
+            tokenizer_object.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        for key, value in SPECIAL_TOKENS.items():
+            kwargs.setdefault(key, value)
+        vocab = (tokenizer_object or Tokenizer.from_file(tokenizer_file)).get_vocab()
+        if "extra_special_tokens" not in kwargs:
+            kwargs["extra_special_tokens"] = sorted((t for t in vocab if t.startswith("<composer:")), key=vocab.get)
+        super().__init__(
+            tokenizer_file=tokenizer_file,
+            tokenizer_object=tokenizer_object,
+            steps_per_quarter=steps_per_quarter,
+            max_wait=max_wait,
+            velocity_bins=velocity_bins,
+            default_velocity=default_velocity,
+            **kwargs,
+        )
+        self.codec = codec
+        self._check_vocabulary(vocab)
+
+    def _check_vocabulary(self, vocab: dict[str, int]) -> None:
+        words = self.codec.vocabulary()
+        offset = vocab.get(words[0], -1)
+        if any(vocab.get(w) != offset + i for i, w in enumerate(words)):
+            raise MaiaInputError(
+                f"the tokenizer vocabulary does not hold the codec's {len(words)} words in order "
+                f"({self.codec.describe_vocabulary()}); rebuild it with MaiaTokenizer(...) and the same settings"
+            )
+        self.codec_offset = offset
+
+    # ---- composers -----------------------------------------------------------------------
+
+    @property
+    def composers(self) -> list[str]:
+        """Composer names that have a ``<composer:NAME>`` token, in id order."""
+        vocab = self.get_vocab()
+        tokens = sorted((t for t in vocab if t.startswith("<composer:")), key=vocab.get)
+        return [t[len("<composer:") : -1] for t in tokens]
+
+    def composer_token_id(self, composer: str | None) -> int:
+        """Id of ``<composer:NAME>`` for a composer name in any spelling; None gives ``unknown``.
+
+        Raises:
+            MaiaTokenError: the composer has no token (the message lists those that do).
+        """
+        name = normalize_composer(composer)
+        token_id = self.get_vocab().get(f"<composer:{name}>")
+        if token_id is None:
+            raise MaiaTokenError(
+                f"composer {composer!r} has no token; use one of {', '.join(self.composers)} "
+                "(or None for <composer:unknown>)"
+            )
+        return token_id
+
+    # ---- encoding music --------------------------------------------------------------------
+
+    def notes_to_ids(self, notes: NoteArray, transpose: int = 0, canonical: bool = False) -> list[int]:
+        """The codec's words for ``notes`` (times in steps) as token ids, without special tokens."""
+        return (self.codec.encode(notes, transpose=transpose, canonical=canonical) + self.codec_offset).tolist()
+
+    def _wrap(self, body: list[int], composer: str | None) -> list[int]:
+        return [self.bos_token_id, self.composer_token_id(composer), *body, self.eos_token_id]
+
+    def encode_score(self, path_or_score, composer: str | None = None, transpose: int = 0) -> list[int]:
+        """Encode one piece as ``<start> <composer:NAME> words... <end>`` ids.
+
+        Args:
+            path_or_score: a MIDI / MusicXML / .mxl / .krn / ABC path, ``"music21:<corpus path>"``, a
+                `symusic.Score`, a music21 stream, or a :class:`~maia_hf.codec.Piece` already on the grid.
+            composer (`str`, *optional*): composer name (any spelling); None writes ``<composer:unknown>``.
+            transpose (`int`, *optional*, defaults to 0): semitones, folded into the piano range.
+
+        Raises:
+            MaiaInputError: the input is unreadable, or holds several pieces (use :meth:`encode_scores`).
+        """
+        pieces = self.encode_scores(path_or_score, composer=composer, transpose=transpose)
+        if len(pieces) != 1:
+            raise MaiaInputError(
+                f"{str(path_or_score)!r} holds {len(pieces)} pieces; use encode_scores() to get one id list each"
+            )
+        return pieces[0]
+
+    def encode_scores(self, path_or_score, composer: str | None = None, transpose: int = 0) -> list[list[int]]:
+        """Like :meth:`encode_score`, one id list per piece (e.g. each tune of an ABC file)."""
+        if isinstance(path_or_score, Piece):
+            return [self._wrap(self.notes_to_ids(path_or_score.notes, transpose), composer)]
+        pieces = [to_piece(raw, self.codec, transpose)[0] for raw in read_raw(path_or_score)]
+        return [self._wrap(self.notes_to_ids(p.notes, canonical=True), composer) for p in pieces]
+
+    def encode_text(self, text: str, composer: str | None = None, source: str = "text") -> list[int]:
+        """Strictly encode notewise text as ``<start> <composer> ... <end>`` ids.
+
+        Unlike ``tokenizer(text)``, an unknown word is an error that names it and its position.
+        Special tokens already in the text (``<start>``, composer tokens...) are dropped first.
+        """
+        words = [w for w in text.split() if not (w.startswith("<") and w.endswith(">"))]
+        return self._wrap((self.codec.words_to_indices(words, source=source) + self.codec_offset).tolist(), composer)
+
+    # ---- decoding music ----------------------------------------------------------------------
+
+    def decode_to_piece(self, ids, tempos=None, time_signatures=None, name: str = "") -> Piece:
+        """Decode token ids to a :class:`~maia_hf.codec.Piece`; special tokens are skipped, never an error.
+
+        Args:
+            ids: token ids (a list, a 1-D tensor or array).
+            tempos, time_signatures (*optional*): metadata to carry (e.g. the prompt's); default 120 qpm, 4/4.
+        """
+        import numpy as np
+
+        ids = np.asarray(ids.tolist() if hasattr(ids, "tolist") else ids, dtype=np.int64).reshape(-1)
+        result = self.codec.decode(ids - self.codec_offset)
+        return Piece(result.notes, list(tempos or []), list(time_signatures or []), name)
+
+    def decode_to_score(self, ids, tempos=None, time_signatures=None):
+        """Decode token ids to a one-track piano ``symusic.Score``."""
+        from .io import piece_to_symusic
+
+        piece = self.decode_to_piece(ids, tempos, time_signatures)
+        return piece_to_symusic(piece, self.codec.config.steps_per_quarter)
+
+    def decode_to_midi(self, ids, path, tempos=None, time_signatures=None) -> Path:
+        """Decode token ids and write them as a MIDI file at ``path``."""
+        piece = self.decode_to_piece(ids, tempos, time_signatures)
+        return write_midi(piece, path, self.codec.config.steps_per_quarter)
