@@ -6,7 +6,7 @@ STAMP := $(VENV)/.maia-installed
 # Two busy cores thrash with OpenMP's spinning threads.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: lacrimosa test lint benchmarks clean-venv
+.PHONY: lacrimosa test lint benchmarks tokenizer clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,7 @@ benchmarks: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Rewrite the saved default tokenizer (tests check that tokenizer/ equals what the code writes).
+tokenizer: $(STAMP)
+	$(PY) -c "import maia_hf; maia_hf.MaiaTokenizer().save_pretrained('tokenizer')"

@@ -200,7 +200,7 @@ def _raw_from_music21(stream, name: str) -> list[RawPiece]:
         return pieces
     try:
         stream = stream.expandRepeats()
-    except Exception:  # inconsistent repeat marks: keep the score as written
+    except music21.exceptions21.Music21Exception:  # inconsistent repeat marks: keep the score as written
         pass
     parts = list(stream.parts) if isinstance(stream, music21.stream.Score) and stream.parts else [stream]
     notes, drums = [], 0

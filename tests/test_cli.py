@@ -1,0 +1,82 @@
+"""The `maia` command: subcommands, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+from maia_hf.cli import main
+from maia_hf.codec import NotewiseCodec
+from maia_hf.io import load_pieces
+
+
+def run_maia(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "maia_hf", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def test_help_answers_without_importing_torch():
+    out = run_maia("--help")
+    assert out.returncode == 0 and "tokenize" in out.stdout and "roundtrip" in out.stdout
+    code = "import sys; sys.argv = ['maia']; import maia_hf.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_tokenize_then_detokenize(two_hands_midi, tmp_path, capsys):
+    text = tmp_path / "piece.txt"
+    assert main(["tokenize", str(two_hands_midi), "--composer", "chopin", "--out", str(text)]) == 0
+    lines = text.read_text().splitlines()
+    assert "# composer: chopin" in lines and "# time_signature: 0 3 4" in lines
+    assert lines[-1].startswith("p48 p72 wait12 endp72 p55 p74")
+    out = tmp_path / "back.mid"
+    assert main(["detokenize", str(text), "--out", str(out)]) == 0
+    codec = NotewiseCodec()
+    assert load_pieces(out, codec)[0].notes.as_tuples() == load_pieces(two_hands_midi, codec)[0].notes.as_tuples()
+
+
+def test_tokenize_to_stdout_with_special_tokens_and_transposition(two_hands_midi, capsys):
+    assert main(["tokenize", str(two_hands_midi), "--transpose", "3", "--special-tokens"]) == 0
+    words = capsys.readouterr().out.splitlines()[-1].split()
+    assert words[:4] == ["<start>", "<composer:unknown>", "p51", "p75"] and words[-1] == "<end>"
+
+
+def test_roundtrip_prints_a_table_and_total(two_hands_midi, capsys):
+    assert main(["roundtrip", str(two_hands_midi)]) == 0
+    out = capsys.readouterr().out
+    assert "two_hands.mid" in out and "total (1 pieces, 0 unreadable)" in out
+    assert "1 off the grid (quantized)" in out and "1 same pitch and onset as another (merged)" in out
+
+
+def test_bad_input_exits_nonzero_with_one_line(tmp_path):
+    fake = tmp_path / "fake.mid"
+    fake.write_text("hello")
+    out = run_maia("tokenize", str(fake))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"maia tokenize: error: '{fake}' is not a MIDI file (no MThd header); check the file or its suffix"
+    ]
+
+
+def test_detokenize_unknown_word(tmp_path):
+    text = tmp_path / "bad.txt"
+    text.write_text("p60 wait4 endp60 p61 wait99\n")
+    out = run_maia("detokenize", str(text), "--out", str(tmp_path / "x.mid"))
+    assert out.returncode == 2 and "unknown word 'wait99' at position 4" in out.stderr
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_roundtrip_reports_unreadable_files_and_fails(tmp_path, two_hands_midi, capsys):
+    empty = tmp_path / "empty.mid"
+    empty.write_bytes(b"")
+    assert main(["roundtrip", str(two_hands_midi), str(empty)]) == 1
+    out = capsys.readouterr().out
+    assert "is empty (0 bytes)" in out and "total (1 pieces, 1 unreadable)" in out
+
+
+def test_lacrimosa_writes_the_prompt(tmp_path, capsys):
+    assert main(["lacrimosa", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "8 bars of 12/8, 194 notes" in out and "identical to the prompt" in out
+    (piece,) = load_pieces(tmp_path / "lacrimosa-prompt.mid", NotewiseCodec())
+    assert len(piece.notes) == 194

@@ -1,0 +1,165 @@
+"""Reading and writing: MIDI through symusic, scores through music21, notewise text; bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_midi
+
+from maia_hf.codec import MaiaInputError, MaiaTokenError, NotewiseCodec
+from maia_hf.io import load_pieces, read_raw, to_piece, write_midi, write_musicxml, write_notewise
+
+TWO_TUNES_ABC = """X:1
+T:First tune
+M:3/4
+L:1/8
+K:G
+G2 B2 d2 | g4 f2 | e2 d2 B2 | G6 |]
+
+X:2
+T:Second tune
+M:6/8
+L:1/8
+K:D
+DFA dAF | GBd gdB | AFD EFE | D3 D3 |]
+"""
+
+
+class TestMidi:
+    def test_tracks_merge_and_metadata_is_kept(self, two_hands_midi, codec):
+        (piece,) = load_pieces(two_hands_midi, codec)
+        assert piece.notes.as_tuples() == [
+            (48, 0, 36),  # the doubled bass note merged: latest offset
+            (72, 0, 12),
+            (55, 12, 36),
+            (74, 12, 18),
+            (76, 18, 24),  # 250 ticks = 6.25 steps: snapped to 6
+            (77, 24, 36),
+        ]
+        assert [(t.step, round(t.qpm)) for t in piece.tempos] == [(0, 100)]
+        assert [(ts.numerator, ts.denominator) for ts in piece.time_signatures] == [(3, 4)]
+
+    def test_write_then_read_gives_the_same_notes_and_metadata(self, two_hands_midi, codec, tmp_path):
+        (piece,) = load_pieces(two_hands_midi, codec)
+        (again,) = load_pieces(write_midi(piece, tmp_path / "out.mid"), codec)
+        assert again.notes.as_tuples() == piece.notes.as_tuples()
+        assert again.time_signatures == piece.time_signatures
+        assert [round(t.qpm, 3) for t in again.tempos] == [round(t.qpm, 3) for t in piece.tempos]
+
+    def test_drum_tracks_are_dropped_and_counted(self, tmp_path):
+        path = make_midi(tmp_path / "band.mid", [([(60, 0, 480, 80)], False), ([(36, 0, 120, 100)] * 3, True)])
+        (raw,) = read_raw(path)
+        assert raw.notes.pitch.tolist() == [60]
+        assert raw.drum_notes_dropped == 3
+
+    def test_drums_only_file_is_an_empty_piece(self, tmp_path, codec):
+        path = make_midi(tmp_path / "drums.mid", [([(36, 0, 120, 100), (38, 480, 120, 100)], True)])
+        (piece,) = load_pieces(path, codec)
+        assert len(piece.notes) == 0
+        assert codec.encode_text(piece.notes) == ""
+
+    def test_a_million_notes(self, tmp_path, codec):
+        n = 1_000_000
+        rng = np.random.default_rng(0)
+        notes = np.stack([rng.integers(21, 109, n), np.arange(n) * 10, np.full(n, 40), np.full(n, 64)], axis=1).tolist()
+        path = make_midi(tmp_path / "huge.mid", [(notes, False)])
+        (raw,) = read_raw(path)
+        piece, report = to_piece(raw, codec)
+        assert len(raw.notes) == n and report.notes_out == len(piece.notes)
+        assert len(piece.notes) == n - report.merged_duplicates  # 4 onsets share each step: some collide
+        decoded = codec.decode(codec.encode(piece.notes, canonical=True)).notes
+        for field in ("pitch", "start", "end"):
+            assert np.array_equal(getattr(decoded, field), getattr(piece.notes, field))
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("name", "content", "message"),
+        [
+            ("empty.mid", b"", r"'.*empty.mid' is empty \(0 bytes\)"),
+            ("notes.mid", b"these are not notes\n", r"'.*notes.mid' is not a MIDI file \(no MThd header\)"),
+            ("short.mid", b"MThd\x00\x00\x00\x06\x00", r"truncated MIDI file"),
+            ("zero.mid", b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x00MTrk\x00\x00\x00\x04\x00\xff\x2f\x00",
+             r"0 ticks per quarter"),
+            ("song.wav", b"RIFF", r"unknown suffix '.wav'"),
+        ],
+        ids=["empty", "text-named-mid", "truncated-header", "zero-ticks-per-quarter", "unknown-suffix"],
+    )  # fmt: skip
+    def test_bad_files_get_a_clear_maia_error(self, tmp_path, name, content, message):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(MaiaInputError, match=message):
+            read_raw(path)
+
+    def test_truncated_midi_body(self, two_hands_midi, tmp_path):
+        data = two_hands_midi.read_bytes()
+        cut = tmp_path / "cut.mid"
+        cut.write_bytes(data[: len(data) - 20])
+        with pytest.raises(MaiaInputError, match=r"'.*cut.mid' is a damaged MIDI file"):
+            read_raw(cut)
+
+    def test_missing_file(self, tmp_path):
+        with pytest.raises(MaiaInputError, match=r"does not exist"):
+            read_raw(tmp_path / "nowhere.mid")
+
+    def test_unknown_music21_corpus_work(self):
+        with pytest.raises(MaiaInputError, match=r"'music21:nobody/nothing' is not in the music21 corpus"):
+            read_raw("music21:nobody/nothing")
+
+    def test_broken_musicxml(self, tmp_path):
+        path = tmp_path / "broken.musicxml"
+        path.write_text("<score-partwise><part><measure>")
+        with pytest.raises(MaiaInputError, match=r"'.*broken.musicxml' could not be parsed"):
+            read_raw(path)
+
+
+class TestScores:
+    def test_music21_corpus_chorale(self, codec):
+        (piece,) = load_pieces("music21:bach/bwv66.6", codec)
+        assert len(piece.notes) > 100
+        assert piece.notes.pitch.min() >= 40 and piece.notes.pitch.max() <= 80
+        assert [(ts.numerator, ts.denominator) for ts in piece.time_signatures] == [(4, 4)]
+
+    def test_every_tune_of_an_abc_file(self, tmp_path, codec):
+        path = tmp_path / "tunes.abc"
+        path.write_text(TWO_TUNES_ABC)
+        first, second = load_pieces(path, codec)
+        # G2 B2 d2 with L:1/8 are quarter notes: G4 for 12 steps, then B4.
+        assert first.notes.as_tuples()[:2] == [(67, 0, 12), (71, 12, 24)]
+        assert "First tune" in first.name and "Second tune" in second.name
+        assert [(t.numerator, t.denominator) for t in second.time_signatures] == [(6, 8)]
+        assert len(second.notes) == 20
+
+    def test_humdrum_kern(self, codec):
+        (piece,) = load_pieces("music21:chopin/mazurka06-2", codec)
+        assert len(piece.notes) > 200
+
+    def test_musicxml_written_by_maia_reads_back_note_for_note(self, two_hands_midi, codec, tmp_path):
+        (piece,) = load_pieces(two_hands_midi, codec)
+        (again,) = load_pieces(write_musicxml(piece, tmp_path / "out.musicxml"), codec)
+        assert again.notes.as_tuples() == piece.notes.as_tuples()
+        assert [(t.numerator, t.denominator) for t in again.time_signatures] == [(3, 4)]
+
+
+class TestNotewiseText:
+    def test_write_then_read_keeps_notes_and_metadata(self, two_hands_midi, codec, tmp_path):
+        (piece,) = load_pieces(two_hands_midi, codec)
+        piece.composer = "mozart"
+        path = write_notewise([piece, piece], tmp_path / "two.txt", codec)
+        pieces = load_pieces(path, codec)
+        assert len(pieces) == 2
+        assert pieces[1].notes.as_tuples() == piece.notes.as_tuples()
+        assert pieces[0].composer == "mozart"
+        assert pieces[0].time_signatures == piece.time_signatures
+
+    def test_unknown_word_names_file_line_and_position(self, tmp_path):
+        path = tmp_path / "bad.txt"
+        path.write_text("# name: x\np60 wait4 endp60\np61 wiat4 endp61\n")
+        with pytest.raises(MaiaTokenError, match=r"unknown word 'wiat4' at position 1 of '.*bad.txt' line 3"):
+            read_raw(path, NotewiseCodec())
+
+    def test_malformed_metadata_line(self, tmp_path):
+        path = tmp_path / "bad.txt"
+        path.write_text("# tempo: fast\np60 wait4 endp60\n")
+        with pytest.raises(MaiaInputError, match=r"line 1: '# tempo: fast' should read '# tempo: STEP QPM'"):
+            read_raw(path)
