@@ -8,6 +8,7 @@ notes directly, never through music21's MIDI writer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -198,10 +199,9 @@ def _raw_from_music21(stream, name: str) -> list[RawPiece]:
             title = score.metadata.title if score.metadata and score.metadata.title else f"tune {i + 1}"
             pieces.extend(_raw_from_music21(score, name=f"{name}#{i + 1} {title}"))
         return pieces
-    try:
+    # Play repeats as written out; inconsistent repeat marks leave the score as notated.
+    with contextlib.suppress(music21.exceptions21.Music21Exception):
         stream = stream.expandRepeats()
-    except music21.exceptions21.Music21Exception:  # inconsistent repeat marks: keep the score as written
-        pass
     parts = list(stream.parts) if isinstance(stream, music21.stream.Score) and stream.parts else [stream]
     notes, drums = [], 0
     for part in parts:
