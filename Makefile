@@ -34,4 +34,4 @@ clean-venv:
 
 # Rewrite the saved default tokenizer (tests check that tokenizer/ equals what the code writes).
 tokenizer: $(STAMP)
-	$(PY) -c "import maia_hf; maia_hf.MaiaTokenizer().save_pretrained('tokenizer')"
+	$(PY) -c "from maia_hf.tokenization_maia import save_default_tokenizer; save_default_tokenizer('tokenizer')"

@@ -28,6 +28,10 @@ _LAZY = {
     "write_musicxml": "io",
     "MaiaTokenizer": "tokenization_maia",
     "MaiaConfig": "configuration_maia",
+    "MaiaLstmConfig": "configuration_maia",
+    "MaiaForCausalLM": "modeling_maia",
+    "MaiaLstmForCausalLM": "modeling_maia_lstm",
+    "MusicGenerationPipeline": "pipelines",
     "register": "registration",
 }
 
@@ -47,9 +51,12 @@ def __dir__():
 
 
 def _started_as_cli() -> bool:
-    # The `maia` console script (and `python -m maia_hf`) import this package first; they register
+    # The `maia` console script and `python -m maia_hf` import this package first; they register
     # lazily, inside the subcommands that use transformers.
-    return os.path.basename(sys.argv[0] if sys.argv else "") in {"maia", "-m", "__main__.py"}
+    if os.path.basename(sys.argv[0] if sys.argv else "") == "maia":
+        return True
+    argv = getattr(sys, "orig_argv", [])
+    return any(a == "-m" and b in ("maia_hf", "maia_hf.cli") for a, b in zip(argv, argv[1:], strict=False))
 
 
 if not _started_as_cli():

@@ -1,6 +1,14 @@
 """Every registration of maia with `transformers`, in one place, idempotent.
 
-``import maia_hf`` calls :func:`register` once; calling it again does nothing.
+``import maia_hf`` calls :func:`register` once; calling it again does nothing. It registers:
+
+- ``AutoConfig``: ``maia`` -> `MaiaConfig`, ``maia-lstm`` -> `MaiaLstmConfig`;
+- ``AutoModelForCausalLM``: `MaiaForCausalLM`, `MaiaLstmForCausalLM`;
+- ``AutoTokenizer``: `MaiaTokenizer` for both configurations;
+- ``register_for_auto_class`` on all of them, so a saved model directory carries the code and an
+  ``auto_map`` and loads with ``trust_remote_code=True`` where maia is not installed;
+- pipelines: ``text-generation`` (a subclass that keeps words apart, identical for other models) and
+  ``music-generation``.
 """
 
 from __future__ import annotations
@@ -11,15 +19,45 @@ _registered = False
 
 
 def register() -> None:
-    """Register maia's classes with the `transformers` Auto classes (safe to call many times)."""
+    """Register maia's classes with `transformers` (safe to call many times)."""
     global _registered
     if _registered:
         return
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.pipelines import PIPELINE_REGISTRY
+    from transformers.utils import logging
 
-    from .configuration_maia import MaiaConfig
+    from .configuration_maia import MaiaConfig, MaiaLstmConfig
+    from .modeling_maia import MaiaForCausalLM
+    from .modeling_maia_lstm import MaiaLstmForCausalLM
+    from .pipelines import MaiaTextGenerationPipeline, MusicGenerationPipeline
     from .tokenization_maia import MaiaTokenizer
 
-    AutoConfig.register(MaiaConfig.model_type, MaiaConfig, exist_ok=True)
-    AutoTokenizer.register(MaiaConfig, tokenizer_class=MaiaTokenizer, exist_ok=True)
+    for config_class, model_class in ((MaiaConfig, MaiaForCausalLM), (MaiaLstmConfig, MaiaLstmForCausalLM)):
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+        AutoModelForCausalLM.register(config_class, model_class, exist_ok=True)
+        AutoTokenizer.register(config_class, tokenizer_class=MaiaTokenizer, exist_ok=True)
+        config_class.register_for_auto_class()
+        model_class.register_for_auto_class("AutoModelForCausalLM")
+    MaiaTokenizer.register_for_auto_class()
+
+    # Replacing the text-generation task logs a warning meant for accidental overrides; this one is
+    # deliberate and changes nothing for other tokenizers.
+    registry_logger = logging.get_logger("transformers.pipelines.base")
+    level = registry_logger.level
+    registry_logger.setLevel(logging.ERROR)
+    try:
+        text_generation = PIPELINE_REGISTRY.supported_tasks["text-generation"]
+        PIPELINE_REGISTRY.register_pipeline(
+            "text-generation",
+            pipeline_class=MaiaTextGenerationPipeline,
+            pt_model=text_generation["pt"],
+            default=text_generation.get("default"),
+            type=text_generation.get("type", "text"),
+        )
+        PIPELINE_REGISTRY.register_pipeline(
+            "music-generation", pipeline_class=MusicGenerationPipeline, pt_model=AutoModelForCausalLM, type="text"
+        )
+    finally:
+        registry_logger.setLevel(level)
     _registered = True

@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerFast
 from .codec import CodecConfig, MaiaInputError, MaiaTokenError, NoteArray, NotewiseCodec, Piece
 from .io import read_raw, to_piece, write_midi
 
-__all__ = ["COMPOSER_ALIASES", "DEFAULT_COMPOSERS", "MaiaTokenizer", "normalize_composer"]
+__all__ = ["COMPOSER_ALIASES", "DEFAULT_COMPOSERS", "MaiaTokenizer", "normalize_composer", "save_default_tokenizer"]
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<start>", "eos_token": "<end>"}
 
@@ -262,3 +262,16 @@ class MaiaTokenizer(PreTrainedTokenizerFast):
         """Decode token ids and write them as a MIDI file at ``path``."""
         piece = self.decode_to_piece(ids, tempos, time_signatures)
         return write_midi(piece, path, self.codec.config.steps_per_quarter)
+
+
+def save_default_tokenizer(path) -> MaiaTokenizer:
+    """Write the default tokenizer to ``path`` as the repository's ``tokenizer/`` holds it.
+
+    Unlike a model directory it carries no code and no ``auto_map``, so plain
+    ``AutoTokenizer.from_pretrained(path)`` loads it anywhere (as a generic fast tokenizer without
+    maia, as a `MaiaTokenizer` after ``import maia_hf``) and never asks for ``trust_remote_code``.
+    """
+    tokenizer = MaiaTokenizer()
+    tokenizer._auto_class = None  # this instance only: skip the code copy that registration enables
+    tokenizer.save_pretrained(path)
+    return tokenizer

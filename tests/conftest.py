@@ -70,3 +70,32 @@ def two_hands_midi(tmp_path) -> Path:
     melody = [(72, 0, 480, 90), (74, 480, 240, 90), (76, 720, 250, 70), (77, 960, 480, 60)]
     bass = [(48, 0, 1440, 50), (48, 0, 960, 40), (55, 480, 960, 50)]
     return make_midi(tmp_path / "two_hands.mid", [(melody, False), (bass, False)])
+
+
+TINY_GPT = {"n_layer": 2, "n_head": 2, "n_embd": 32, "n_inner": 64, "n_positions": 128}
+
+
+@pytest.fixture
+def tiny_maia_dir(tmp_path, tokenizer):
+    """A saved tiny MaiaForCausalLM with its tokenizer (random weights, fixed seed)."""
+    import torch
+
+    from maia_hf import MaiaConfig, MaiaForCausalLM
+
+    torch.manual_seed(0)
+    model = MaiaForCausalLM(MaiaConfig(vocab_size=len(tokenizer), **TINY_GPT))
+    path = tmp_path / "tiny-maia"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def run_python(code: str, cwd=None) -> str:
+    """Run code in a fresh Python process; return its stdout (fails the test on a non-zero exit)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd or REPO, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
