@@ -28,6 +28,8 @@ _LAZY = {
     "write_musicxml": "io",
     "MaiaTokenizer": "tokenization_maia",
     "MaiaConfig": "configuration_maia",
+    "BuildConfig": "data",
+    "build_dataset": "data",
     "MaiaLstmConfig": "configuration_maia",
     "MaiaForCausalLM": "modeling_maia",
     "MaiaLstmForCausalLM": "modeling_maia_lstm",

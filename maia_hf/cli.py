@@ -58,10 +58,73 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print the total only")
     p.set_defaults(handler=_roundtrip)
 
-    p = sub.add_parser("lacrimosa", help="Mozart's Lacrimosa: encode the 8-bar opening and write it back as MIDI")
+    p = sub.add_parser("generate", help="continue a prompt (or start from nothing) with a maia model")
+    p.add_argument("--model", required=True, help="a saved maia model directory")
+    p.add_argument("--prompt", help="MIDI, MusicXML, .krn, ABC or notewise text file (default: no prompt)")
+    p.add_argument("--prompt-bars", type=int, metavar="N", help="keep exactly the prompt's first N bars")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--bars", type=int, metavar="N", help="continue for N bars and stop at the bar line")
+    length.add_argument("--max-new-tokens", type=int, metavar="T", help="continue for at most T tokens")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="sample from the K likeliest words (default 5)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="X")
+    p.add_argument("--top-p", type=float, metavar="P")
+    p.add_argument("--composer", help="composer token, e.g. mozart (default: the prompt's, else unknown)")
+    p.add_argument("--seed", type=int, metavar="S", help="make the output reproducible")
+    p.add_argument("--num-return-sequences", type=int, default=1, metavar="M")
+    p.add_argument("--no-wav", action="store_true", help="skip the WAV rendering")
+    p.add_argument("--out", type=Path, required=True, help="output .mid (MusicXML, .txt, .png, .wav beside it)")
+    p.set_defaults(handler=_generate)
+
+    p = sub.add_parser("lacrimosa", help="continue Mozart's 8 bars of the Lacrimosa to the movement's 30 bars")
+    p.add_argument("--model", help="a saved maia model directory (default: the model shipped with maia)")
     p.add_argument("--out", type=Path, default=Path("lacrimosa"), help="output folder (default ./lacrimosa)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--no-wav", action="store_true", help="skip the WAV rendering")
     p.set_defaults(handler=_lacrimosa)
+
+    _add_data_parser(sub)
     return parser
+
+
+def _add_data_parser(sub) -> None:
+    data = sub.add_parser("data", help="build a training corpus (a datasets.DatasetDict) and show its figures")
+    data.set_defaults(handler=_data_help, data_parser=data)
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+
+    p = data_sub.add_parser(
+        "build",
+        help="encode music files as windows of token ids, split by piece, into a DatasetDict on disk",
+        description="Build train/validation/test splits of notewise windows (see docs/data.md).",
+    )
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="a folder (searched recursively), a file, music21:NAME[,NAME...] (e.g. music21:bach,mozart) "
+        "or hf:NAME[:SPLIT] (a dataset of MIDI files: a save_to_disk folder, a data folder or a Hub id)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder (an earlier maia build there is replaced)")
+    p.add_argument("--seq-len", type=int, default=512, metavar="N", help="tokens per window (default 512)")
+    p.add_argument("--overlap", type=float, default=0.5, metavar="F", help="overlap of windows (default 0.5)")
+    p.add_argument(
+        "--transpositions",
+        default="12",
+        metavar="K",
+        help="keys of each training piece: a count (12 = -5..+6), a range (-5..6) or a list (0,2,-2); default 12",
+    )
+    p.add_argument("--validation-fraction", type=float, default=0.05, metavar="F", help="default 0.05")
+    p.add_argument("--test-fraction", type=float, default=0.05, metavar="F", help="default 0.05")
+    p.add_argument("--num-proc", type=int, default=1, metavar="N", help="processes (default 1)")
+    p.add_argument("--cache-dir", type=Path, help="cache of parsed files (default $MAIA_CACHE or ~/.cache/maia)")
+    p.add_argument("--no-cache", action="store_true", help="parse every file again and keep nothing")
+    p.add_argument("--tokenizer", type=Path, help="a saved MaiaTokenizer folder (default: MaiaTokenizer())")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_data_build)
+
+    p = data_sub.add_parser("stats", help="print a built corpus's table again and draw piece lengths and tokens")
+    p.add_argument("dir", type=Path, metavar="DIR", help="a folder written by `maia data build`")
+    p.add_argument("--png", type=Path, help="where to write the figure (default DIR/stats.png)")
+    p.set_defaults(handler=_data_stats)
 
 
 def _version() -> str:
@@ -165,17 +228,53 @@ def _short(source: str, width: int = 48) -> str:
     return source if len(source) <= width else "..." + source[-(width - 3) :]
 
 
+def _generate(args) -> int:
+    from .compose import compose
+
+    results = compose(
+        args.model, args.prompt, args.out, prompt_bars=args.prompt_bars, bars=args.bars,
+        max_new_tokens=args.max_new_tokens, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
+        composer=args.composer, seed=args.seed, num_return_sequences=args.num_return_sequences,
+        wav=not args.no_wav,
+    )  # fmt: skip
+    for result in results:
+        _report_generation(result)
+    return 0
+
+
+def _report_generation(result) -> None:
+    c = result.continuation
+    print(
+        f"{len(c.continuation.notes)} new notes, {c.tokens} tokens in {c.seconds:.1f} s "
+        f"({c.tokens_per_second:.0f} tokens/s); constraints changed the model's first choice "
+        f"{c.interventions} times in {c.steps} steps"
+    )
+    for kind, path in result.files.items():
+        print(f"  {kind:<9} {path}" if kind != "wav_error" else f"  no WAV: {path}")
+
+
 def _lacrimosa(args) -> int:
+    from .compose import complete_lacrimosa, default_model
+
+    model = args.model or default_model()
+    if model is None:
+        return _lacrimosa_prompt_only(args.out)
+    result = complete_lacrimosa(model, args.out, seed=args.seed, wav=not args.no_wav)
+    bars = len(result.continuation.piece.bar_lines()) - 1
+    print(f"Lacrimosa: Mozart's 8 bars continued by {model} to {bars} bars of 12/8.")
+    _report_generation(result)
+    return 0
+
+
+def _lacrimosa_prompt_only(out: Path) -> int:
     from .codec import NotewiseCodec
     from .io import read_notewise, read_raw, to_piece, write_midi, write_notewise
     from .resources import LACRIMOSA_PROMPT
 
     codec = NotewiseCodec()
-    raw = read_notewise(LACRIMOSA_PROMPT, codec)[0]
-    piece, _ = to_piece(raw, codec)
+    piece, _ = to_piece(read_notewise(LACRIMOSA_PROMPT, codec)[0], codec)
     ids = codec.encode(piece.notes, canonical=True)
     bars = len(piece.bar_lines(codec.config.steps_per_quarter)) - 1
-    out = args.out
     midi = write_midi(piece, out / "lacrimosa-prompt.mid", codec.config.steps_per_quarter)
     text = write_notewise([piece], out / "lacrimosa-prompt.txt", codec)
     back = to_piece(read_raw(midi)[0], codec)[0]
@@ -183,8 +282,58 @@ def _lacrimosa(args) -> int:
     print(f"Lacrimosa opening: {bars} bars of 12/8, {len(piece.notes)} notes -> {len(ids)} notewise words")
     print(f"wrote {text} (notewise text) and {midi} (MIDI)")
     print(f"read {midi} back: {len(back.notes)} notes, {'identical to' if same else 'DIFFERENT from'} the prompt")
-    print("No model continues it yet: training and generation are open issues (see README).")
+    print("No trained model ships with maia yet, so nothing continues it: pass --model DIR to continue it to 30 bars.")
     return 0 if same else 1
+
+
+def _data_help(args) -> int:
+    args.data_parser.print_help()
+    return 0
+
+
+def _data_build(args) -> int:
+    from .data import BuildConfig, build_dataset
+
+    tokenizer = None
+    if args.tokenizer:
+        from .tokenization_maia import MaiaTokenizer
+
+        tokenizer = MaiaTokenizer.from_pretrained(str(args.tokenizer))
+    config = BuildConfig(
+        seq_len=args.seq_len,
+        overlap=args.overlap,
+        transpositions=args.transpositions,
+        validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction,
+    )
+    report = build_dataset(
+        args.sources,
+        args.out,
+        config,
+        tokenizer=tokenizer,
+        num_proc=args.num_proc,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        progress=not args.quiet,
+    )
+    print(report.format())
+    return 0
+
+
+def _data_stats(args) -> int:
+    from .data import dataset_stats, format_stats, load_corpus, plot_stats
+
+    corpus, report, tokenizer = load_corpus(args.dir)
+    if report is not None:
+        print(f"{args.dir}: {report.summary()}")
+    print(format_stats(dataset_stats(corpus)))
+    if report is not None:
+        print(f"\nleft out ({len(report.skipped)}):\n{report.format_skipped()}")
+        for note in report.notes:
+            print(f"  {note}")
+    png = plot_stats(corpus, args.png or args.dir / "stats.png", tokenizer)
+    print(f"\nwrote {png}")
+    return 0
 
 
 if __name__ == "__main__":

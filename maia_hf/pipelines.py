@@ -47,7 +47,8 @@ class MusicGenerationPipeline(Pipeline):
 
     Call it with a path (MIDI, MusicXML, .mxl, .krn, ABC, notewise .txt), MIDI bytes, or notewise text.
     Keyword arguments: ``composer`` (adds ``<composer:NAME>``), ``prompt_bars`` (keep only the first
-    bars of the prompt), and any ``generate()`` argument (``max_new_tokens``, ``top_k``, ``temperature``,
+    bars of the prompt), ``constrained`` (default True: :class:`~maia_hf.generation.NotewiseConstraintProcessor`
+    keeps the output well-formed), and any ``generate()`` argument (``max_new_tokens``, ``top_k``, ``temperature``,
     ``do_sample``...). Returns ``{"notewise": continuation words, "midi": MIDI bytes of the
     continuation, "full_midi": MIDI bytes of prompt and continuation}``; the MIDI keeps the prompt's
     tempo and time signature.
@@ -59,12 +60,13 @@ class MusicGenerationPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = True
 
-    def _sanitize_parameters(self, composer=None, prompt_bars=None, **generate_kwargs):
+    def _sanitize_parameters(self, composer=None, prompt_bars=None, constrained=None, **generate_kwargs):
         preprocess = {"composer": composer, "prompt_bars": prompt_bars}
         generate_kwargs.setdefault("max_new_tokens", 256)
         generate_kwargs.setdefault("do_sample", True)
         generate_kwargs.setdefault("top_k", 5)
-        return preprocess, {"generate_kwargs": generate_kwargs}, {}
+        forward = {"generate_kwargs": generate_kwargs, "constrained": True if constrained is None else constrained}
+        return preprocess, forward, {}
 
     def preprocess(self, inputs, composer=None, prompt_bars=None):
         piece = self._read_prompt(inputs)
@@ -102,10 +104,18 @@ class MusicGenerationPipeline(Pipeline):
                 return load_pieces(path, codec)[0] if inputs.strip() else Piece(codec.decode([]).notes)
         raise MaiaInputError(f"cannot continue a {type(inputs).__name__}; give a path, MIDI bytes or notewise text")
 
-    def _forward(self, model_inputs, generate_kwargs=None):
+    def _forward(self, model_inputs, generate_kwargs=None, constrained=True):
+        from transformers import LogitsProcessorList
+
+        from .generation import NotewiseConstraintProcessor
+
+        generate_kwargs = dict(generate_kwargs or {})
         input_ids = model_inputs["input_ids"].to(self.model.device)
+        if constrained:
+            processor = NotewiseConstraintProcessor(self.tokenizer, generate_kwargs["max_new_tokens"])
+            generate_kwargs["logits_processor"] = LogitsProcessorList([processor])
         sequences = self.model.generate(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **(generate_kwargs or {})
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **generate_kwargs
         )
         return {"sequence": sequences[0].cpu(), "prompt_length": input_ids.shape[1], "piece": model_inputs["piece"]}
 

@@ -1,0 +1,85 @@
+"""The `maia generate` / `maia lacrimosa` jobs and rendering, end to end on a tiny model."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import symusic
+from conftest import TINY_GPT
+
+from maia_hf.cli import main
+from maia_hf.codec import MaiaInputError, NoteArray, Piece
+from maia_hf.compose import load_model
+from maia_hf.render import MaiaRenderError, piano_roll, render_wav
+
+
+@pytest.fixture
+def model_dir(tmp_path, tokenizer):
+    import torch
+
+    from maia_hf import MaiaConfig, MaiaForCausalLM
+
+    torch.manual_seed(0)
+    path = tmp_path / "model"
+    MaiaForCausalLM(MaiaConfig(vocab_size=len(tokenizer), **TINY_GPT)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_generate_writes_every_format(model_dir, two_hands_midi, tmp_path, capsys):
+    out = tmp_path / "out" / "piece.mid"
+    code = main(
+        [
+            "generate",
+            "--model",
+            str(model_dir),
+            "--prompt",
+            str(two_hands_midi),
+            "--bars",
+            "2",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    for suffix in (".mid", ".musicxml", ".txt", ".png"):
+        assert out.with_suffix(suffix).exists(), suffix
+    score = symusic.Score(str(out))
+    assert (score.time_signatures[0].numerator, score.time_signatures[0].denominator) == (3, 4)
+    assert round(score.tempos[0].qpm) == 100
+    printed = capsys.readouterr().out
+    assert "new notes" in printed and "tokens/s" in printed
+    assert ("wav" in printed) if shutil.which("fluidsynth") else ("no WAV: cannot write" in printed)
+
+
+def test_lacrimosa_continues_to_thirty_bars(model_dir, tmp_path, capsys):
+    assert main(["lacrimosa", "--model", str(model_dir), "--out", str(tmp_path), "--no-wav"]) == 0
+    score = symusic.Score(str(tmp_path / "lacrimosa.mid"))
+    assert score.end() <= 30 * 6 * 480  # never past bar 30 (12/8: 6 quarters a bar, 480 ticks each)
+    assert "to 30 bars of 12/8" in capsys.readouterr().out
+
+
+def test_missing_model_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(MaiaInputError, match=r"model directory '.*nowhere' does not exist"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_render_without_fluidsynth_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(MaiaRenderError, match="fluidsynth is not installed; on Debian/Ubuntu: apt-get install"):
+        render_wav(tmp_path / "x.mid", tmp_path / "x.wav")
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth is not installed")
+def test_render_wav(tmp_path, two_hands_midi):
+    wav = render_wav(two_hands_midi, tmp_path / "x.wav")
+    assert wav.read_bytes()[:4] == b"RIFF" and wav.stat().st_size > 10_000
+
+
+def test_piano_roll_png(tmp_path):
+    piece = Piece(NoteArray.from_lists([60, 64, 67], [0, 12, 24], [12, 24, 48]))
+    path = piano_roll(piece, tmp_path / "roll.png", prompt_end=24)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
