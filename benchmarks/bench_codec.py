@@ -25,11 +25,14 @@ What is measured (every file is loaded once with ``symusic.Score(path)`` before 
   ``canonical=True``); the 12 encodes alone are reported too.
 
 Notes per second always divide by the same count: the pitched notes (drum tracks excluded) of the
-loaded Scores. Each repetition runs every measurement once, in turn, so machine noise spreads over
-all of them; the median of the repetitions is reported. torch is never imported: maia's ``codec``
-and ``io`` modules are loaded without running ``maia_hf/__init__`` (which registers with
-transformers and so imports torch), and ``torch`` is blocked so that MidiTok skips its optional
-PyTorch data module.
+loaded Scores. Encode and decode are interleaved file by file: for each file maia, REMI and TSD
+run back to back, each call timed, and the times are summed per tokenizer, so a change of load on
+a shared machine hits all three alike. Each repetition runs every measurement once; the median of
+the repetitions is reported (the per-repetition ratio, paired, is in the JSON too).
+
+torch is never imported: maia's ``codec`` and ``io`` modules are loaded without running
+``maia_hf/__init__`` (which registers with transformers and so imports torch), and ``torch`` is
+blocked so that MidiTok skips its optional PyTorch data module.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,11 +100,12 @@ def pitched_notes(score) -> int:
     return sum(len(track.notes) for track in score.tracks if not track.is_drum)
 
 
-def timed(fn) -> float:
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call of ``fn``."""
     gc.collect()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def version(dist: str) -> str:
@@ -129,7 +133,8 @@ def machine() -> dict:
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "maia_hf"], cwd=ROOT, capture_output=True, text=True)
+        benchmarked = ["maia_hf/codec.py", "maia_hf/io.py"]  # "+dirty": these differ from the commit
+        dirty = subprocess.run(["git", "status", "--porcelain", *benchmarked], cwd=ROOT, capture_output=True, text=True)
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
     except OSError:
         return None
@@ -150,6 +155,7 @@ def run(args) -> dict | None:
     if args.limit:
         files = files[: args.limit]
 
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     codec_mod, io_mod, miditok, np, symusic = import_without_torch()
     codec = codec_mod.NotewiseCodec()
     spq = codec.config.steps_per_quarter
@@ -176,16 +182,19 @@ def run(args) -> dict | None:
         return codec.encode(piece.notes, canonical=True)
 
     def maia_encode_all():
-        return [maia_encode_one(s, n) for s, n in zip(scores, names)]
+        return [maia_encode_one(s, n) for s, n in zip(scores, names, strict=True)]
+
+    def maia_decode_one(ids):
+        return io_mod.piece_to_symusic(Piece(codec.decode(ids).notes), spq)
 
     def maia_decode_all(all_ids):
-        return [io_mod.piece_to_symusic(Piece(codec.decode(ids).notes), spq) for ids in all_ids]
+        return [maia_decode_one(ids) for ids in all_ids]
 
     def maia_from_file_all():
         return [maia_encode_one(symusic.Score(n), n) for n in names]
 
     def maia_pieces():
-        return [io_mod.to_piece(io_mod._raw_from_symusic(s, n), codec)[0] for s, n in zip(scores, names)]
+        return [io_mod.to_piece(io_mod._raw_from_symusic(s, n), codec)[0] for s, n in zip(scores, names, strict=True)]
 
     def encode_transposed(piece, k):
         if k == 0:
@@ -194,7 +203,7 @@ def run(args) -> dict | None:
 
     def maia_transpose_all():  # from loaded Scores: canonicalize once, 12 encodes
         out = 0
-        for s, n in zip(scores, names):
+        for s, n in zip(scores, names, strict=True):
             piece, _ = io_mod.to_piece(io_mod._raw_from_symusic(s, n), codec)
             for k in TRANSPOSITIONS:
                 out += len(encode_transposed(piece, k))
@@ -205,7 +214,7 @@ def run(args) -> dict | None:
 
     def maia_stages():  # the maia encode split by step (instrumented; per-step sums)
         t_raw = t_piece = t_enc = 0.0
-        for s, n in zip(scores, names):
+        for s, n in zip(scores, names, strict=True):
             t0 = time.perf_counter()
             raw = io_mod._raw_from_symusic(s, n)
             t1 = time.perf_counter()
@@ -228,7 +237,7 @@ def run(args) -> dict | None:
         token_counts[label] = int(sum(len(seq) for seqs in mt_tokens[label] for seq in seqs))
         decoded_notes[label] = sum(pitched_notes(tok.decode(seqs)) for seqs in mt_tokens[label])
     mismatched = 0  # encode(canonical, transpose=k) against canonicalizing the transposed raw notes
-    for s, n, piece in zip(scores, names, pieces):
+    for s, n, piece in zip(scores, names, pieces, strict=True):
         raw = io_mod._raw_from_symusic(s, n)
         for k in TRANSPOSITIONS:
             direct = codec.encode(io_mod.to_piece(raw, codec, transpose=k)[0].notes, canonical=True)
@@ -237,23 +246,46 @@ def run(args) -> dict | None:
 
     # ---- timed repetitions ---------------------------------------------------------------------
 
-    tasks = {
-        ("maia notewise", "encode"): maia_encode_all,
-        ("maia notewise", "decode"): lambda: maia_decode_all(maia_ids),
-        ("maia notewise", "from_file"): maia_from_file_all,
-        ("maia notewise", "transpose12_total"): maia_transpose_all,
-        ("maia notewise", "transpose12_encodes_only"): lambda: maia_transpose_encodes_only(pieces),
-    }
+    # Encode and decode: the three tokenizers take turns file by file (each call timed on its own,
+    # summed per tokenizer), so a change of load on the shared machine hits all three alike.
+    encoders = {"maia notewise": lambda i: maia_encode_one(scores[i], names[i])}
+    decoders = {"maia notewise": lambda i: maia_decode_one(maia_ids[i])}
     for label, tok in tokenizers.items():
-        tasks[(label, "encode")] = lambda tok=tok: [tok.encode(s) for s in scores]
-        tasks[(label, "decode")] = lambda tok=tok, label=label: [tok.decode(seqs) for seqs in mt_tokens[label]]
+        encoders[label] = lambda i, tok=tok: tok.encode(scores[i])
+        decoders[label] = lambda i, tok=tok, label=label: tok.decode(mt_tokens[label][i])
 
-    samples: dict[str, dict[str, list[float]]] = {}
+    def interleaved(ops: dict) -> dict[str, tuple[float, float]]:
+        wall, cpu = dict.fromkeys(ops, 0.0), dict.fromkeys(ops, 0.0)
+        gc.collect()
+        for i in range(n_files):
+            for label, op in ops.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                op(i)
+                wall[label] += time.perf_counter() - t0
+                cpu[label] += time.process_time() - c0
+        return {label: (wall[label], cpu[label]) for label in ops}
+
+    maia_tasks = {  # maia only: whole-corpus loops
+        "from_file": maia_from_file_all,
+        "transpose12_total": maia_transpose_all,
+        "transpose12_encodes_only": lambda: maia_transpose_encodes_only(pieces),
+    }
+    # Wall-clock seconds (the results) and CPU seconds of the process (a check: on a machine shared
+    # with other work, waiting for a core inflates wall time but not CPU time).
+    samples: dict[str, dict[str, list[float]]] = {label: {} for label in encoders}
+    cpu_samples: dict[str, dict[str, list[float]]] = {label: {} for label in encoders}
+
+    def record(label, what, wall_cpu):
+        samples[label].setdefault(what, []).append(wall_cpu[0])
+        cpu_samples[label].setdefault(what, []).append(wall_cpu[1])
+
     stage_samples: list[dict] = []
     for rep in range(args.repeats):
-        for (label, what), fn in tasks.items():
-            seconds = timed(fn)
-            samples.setdefault(label, {}).setdefault(what, []).append(seconds)
+        for what, ops in (("encode", encoders), ("decode", decoders)):
+            for label, wall_cpu in interleaved(ops).items():
+                record(label, what, wall_cpu)
+        for what, fn in maia_tasks.items():
+            record("maia notewise", what, timed(fn))
         gc.collect()
         stage_samples.append(maia_stages())
         done = ", ".join(f"{lb.split()[-1]} enc {s['encode'][-1]:.2f}s" for lb, s in samples.items())
@@ -287,10 +319,26 @@ def run(args) -> dict | None:
         "decode_maia_over_remi": maia["decode_notes_per_s"] / remi["decode_notes_per_s"],
         "decode_maia_over_tsd": maia["decode_notes_per_s"] / tsd["decode_notes_per_s"],
     }
+    paired = {  # the ratio within each repetition (same load for both), then its median
+        f"{what}_maia_over_{other.split()[-1].lower()}": statistics.median(
+            o / m for o, m in zip(samples[other][what], samples["maia notewise"][what], strict=True)
+        )
+        for what in ("encode", "decode")
+        for other in tokenizers
+    }
+    cpu = {  # medians of CPU seconds, and the ratios they give
+        label: {what: statistics.median(v) for what, v in by_what.items()} for label, by_what in cpu_samples.items()
+    }
+    cpu_ratios = {
+        f"{what}_maia_over_{other.split()[-1].lower()}": cpu[other][what] / cpu["maia notewise"][what]
+        for what in ("encode", "decode")
+        for other in tokenizers
+    }
     maia_samples = samples["maia notewise"]
     transpose = {
         "transpositions": list(TRANSPOSITIONS),
         "total_s": statistics.median(maia_samples["transpose12_total"]),
+        "total_cpu_s": statistics.median(cpu_samples["maia notewise"]["transpose12_total"]),
         "encodes_only_s": statistics.median(maia_samples["transpose12_encodes_only"]),
         "mismatches_vs_transposing_before_canonicalize": mismatched,
         "encodings": len(TRANSPOSITIONS) * n_files,
@@ -310,11 +358,12 @@ def run(args) -> dict | None:
     }
     full_corpus = not args.limit
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_codec.py"
         + ("" if str(corpus) == str(DEFAULT_CORPUS) else f" --corpus {corpus}")
         + ("" if args.repeats == 5 else f" --repeats {args.repeats}"),
-        "machine": machine(),
+        "machine": machine()
+        | {"load_average_1min_start": load_start, "load_average_1min_end": os.getloadavg()[0] if load_start else None},
         "versions": {
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -334,16 +383,24 @@ def run(args) -> dict | None:
         "settings": {
             "repeats": args.repeats,
             "maia_codec": codec.config.to_dict(),
-            "miditok_config": {"beat_res": {f"{a}-{b}": r for (a, b), r in BEAT_RES.items()}, "use_programs": False,
-                               "one_token_stream_for_programs": False, "others": "MidiTok defaults"},
+            "miditok_config": {
+                "beat_res": {f"{a}-{b}": r for (a, b), r in BEAT_RES.items()},
+                "use_programs": False,
+                "one_token_stream_for_programs": False,
+                "others": "MidiTok defaults",
+            },
             "miditok_vocab_size": {label: len(tok) for label, tok in tokenizers.items()},
         },
         "results": rows,
         "ratios": ratios,
+        "ratios_paired_median": paired,
+        "cpu_seconds_median": cpu,
+        "ratios_cpu_time": cpu_ratios,
         "transpose": transpose,
         "maia_encode_stages_s": stages,
         "goals": goals,
         "raw_seconds": samples,
+        "raw_cpu_seconds": cpu_samples,
         "raw_stage_seconds": stage_samples,
     }
 
@@ -359,7 +416,8 @@ def fmt_rate(x: float) -> str:
 
 def table(res: dict) -> str:
     lines = [
-        "| tokenizer | encode notes/s | encode ms/file | decode notes/s | decode ms/file | from file ms/file | tokens/note |",
+        "| tokenizer | encode notes/s | encode ms/file | decode notes/s | decode ms/file "
+        "| from file ms/file | tokens/note |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, r in res["results"].items():
@@ -374,13 +432,18 @@ def table(res: dict) -> str:
 
 def summary(res: dict) -> str:
     r, t, g, st = res["ratios"], res["transpose"], res["goals"], res["maia_encode_stages_s"]
+    pr, cr, cs = res["ratios_paired_median"], res["ratios_cpu_time"], res["cpu_seconds_median"]
+    cpu_enc = ", ".join(f"{label} {v['encode']:.2f} s" for label, v in cs.items())
     met = {k: "met" if v["met"] else "NOT met" for k, v in g.items()}
     total_stage = sum(st.values())
     stage_text = ", ".join(f"`{k}` {v:.3f} s ({100 * v / total_stage:.0f} %)" for k, v in st.items())
     return "\n".join(
         [
-            f"- maia / REMI: encode **{r['encode_maia_over_remi']:.1f}x**, decode **{r['decode_maia_over_remi']:.1f}x**",
-            f"- maia / TSD: encode **{r['encode_maia_over_tsd']:.1f}x**, decode **{r['decode_maia_over_tsd']:.1f}x**",
+            f"- maia / REMI: encode **{r['encode_maia_over_remi']:.1f}x**, "
+            f"decode **{r['decode_maia_over_remi']:.1f}x** (median of per-repetition ratios: "
+            f"{pr['encode_maia_over_remi']:.1f}x, {pr['decode_maia_over_remi']:.1f}x)",
+            f"- maia / TSD: encode **{r['encode_maia_over_tsd']:.1f}x**, decode **{r['decode_maia_over_tsd']:.1f}x** "
+            f"(median of per-repetition ratios: {pr['encode_maia_over_tsd']:.1f}x, {pr['decode_maia_over_tsd']:.1f}x)",
             f"- all 12 transpositions (-5..+6) of the {res['corpus']['files']} files with maia, from loaded Scores: "
             f"**{t['total_s']:.2f} s** ({t['encodings']} encodings; the 12 `codec.encode` calls alone: "
             f"{t['encodes_only_s']:.2f} s)",
@@ -388,6 +451,10 @@ def summary(res: dict) -> str:
             f"({r['encode_maia_over_remi']:.1f}x)",
             f"- goal 12 transpositions < {GOAL_TRANSPOSE_SECONDS:g} s: **{met['transpose12_seconds']}** "
             f"({t['total_s']:.2f} s)",
+            f"- CPU time (`time.process_time`, medians) of the corpus encode: {cpu_enc}; ratios maia / REMI "
+            f"encode {cr['encode_maia_over_remi']:.1f}x, decode {cr['decode_maia_over_remi']:.1f}x; maia / TSD "
+            f"encode {cr['encode_maia_over_tsd']:.1f}x, decode {cr['decode_maia_over_tsd']:.1f}x; "
+            f"12 transpositions {t['total_cpu_s']:.2f} s",
             f"- where maia's encode time goes (median per-step sums): {stage_text}",
         ]
     )
@@ -395,6 +462,8 @@ def summary(res: dict) -> str:
 
 def markdown(res: dict) -> str:
     m, v, c = res["machine"], res["versions"], res["corpus"]
+    starts, ends = m.get("load_average_1min_start"), m.get("load_average_1min_end")
+    load = f"{starts:.1f} / {ends:.1f}" if starts is not None else "unknown"
     t = res["transpose"]
     mismatch = (
         "identical to canonicalizing each transposed score from scratch"
@@ -412,10 +481,12 @@ Written by `benchmarks/bench_codec.py`; raw numbers in [`codec.json`](codec.json
 
 - date: {res["date"]}
 - machine: {m["cpu_model"]}, {m["cpu_count"]} cores ({m["usable_cpus"]} usable), {m["platform"]}; shared with
-  other work, so single runs are noisy: every number is the median of {res["settings"]["repeats"]} repetitions
+  other work, so single runs are noisy: every number is the median of {res["settings"]["repeats"]} repetitions;
+  load average (1 min) {load} at the start / end of the run
 - versions: Python {v["python"]}, numpy {v["numpy"]}, symusic {v["symusic"]}, miditok {v["miditok"]},
   maia-hf {v["maia-hf"]} (commit {v["maia_hf_commit"]})
-- corpus: `{c["path"]}`, {c["files"]} MIDI files, {c["pitched_notes"]:,} pitched notes, {c["tempo_events"]:,} tempo events
+- corpus: `{c["path"]}`, {c["files"]} MIDI files, {c["pitched_notes"]:,} pitched notes,
+  {c["tempo_events"]:,} tempo events
 
 ## Protocol
 
@@ -426,8 +497,9 @@ MidiTok: `tokenizer.encode(score)`, preprocessing included) and the ids back int
 REMI and TSD run at 12 positions per beat (`beat_res={{(0, 4): 12, (4, 12): 4}}`, maia's 12 steps per quarter),
 one sequence per track (`use_programs=False`), MidiTok defaults otherwise (velocity and time-signature tokens
 on; maia writes no velocity words by default). Notes/s divides the same count for every tokenizer, the pitched
-notes of the loaded Scores; "from file" adds `symusic.Score(path)` to maia's encode. Each repetition runs every
-measurement once in turn and the table gives the medians.
+notes of the loaded Scores; "from file" adds `symusic.Score(path)` to maia's encode. Encode and decode are
+interleaved file by file (maia, REMI, TSD back to back on each file, times summed per tokenizer) so that load
+changes on the shared machine hit all three alike; the table gives the medians of the repetitions.
 
 ## Results
 

@@ -307,6 +307,7 @@ class Continuation:
     seconds: float = 0.0
     tokens: int = 0
     stats: dict = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)  # new token ids up to <end>, pads included
 
     @property
     def tokens_per_second(self) -> float:
@@ -453,6 +454,7 @@ def _generate_long(model, tokenizer, history: list[int], budget: int, processor,
 def _continuation(tokenizer, prompt: Piece, start: int, new_ids: list[int], processor, seconds) -> Continuation:
     if tokenizer.eos_token_id in new_ids:
         new_ids = new_ids[: new_ids.index(tokenizer.eos_token_id)]
+    raw_ids = list(new_ids)
     new_ids = [i for i in new_ids if i != tokenizer.pad_token_id]
     decoded = tokenizer.codec.decode(np.asarray(new_ids, dtype=np.int64) - tokenizer.codec_offset)
     shifted = NoteArray(
@@ -478,4 +480,5 @@ def _continuation(tokenizer, prompt: Piece, start: int, new_ids: list[int], proc
         seconds=seconds,
         tokens=len(new_ids),
         stats=stats,
+        ids=raw_ids,
     )

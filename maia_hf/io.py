@@ -160,8 +160,11 @@ def _raw_from_symusic(score, name: str) -> RawPiece:
             continue
         a = track.notes.numpy()
         parts.append(NoteArray(a["pitch"], a["time"], a["time"] + a["duration"], a["velocity"]))
-    tempos = [(int(t.time), float(t.qpm)) for t in score.tempos]
-    signatures = [(int(s.time), int(s.numerator), int(s.denominator)) for s in score.time_signatures]
+    # Whole arrays at once: piano-midi.de files hold ~900 tempo changes each.
+    t = score.tempos.numpy()
+    tempos = list(zip(t["time"].tolist(), (60_000_000.0 / t["mspq"]).tolist(), strict=True))
+    ts = score.time_signatures.numpy()
+    signatures = list(zip(ts["time"].tolist(), ts["numerator"].tolist(), ts["denominator"].tolist(), strict=True))
     return RawPiece(NoteArray.concatenate(parts), score.ticks_per_quarter, tempos, signatures, name, drums)
 
 
@@ -284,11 +287,14 @@ def to_piece(raw: RawPiece, codec: NotewiseCodec, transpose: int = 0) -> tuple[P
     notes, report = codec.canonicalize(raw.notes, ticks_per_quarter=raw.ticks_per_quarter, transpose=transpose)
     spq = codec.config.steps_per_quarter
 
-    def step(tick: int) -> int:
-        return int(quantize_ticks(np.array([tick]), raw.ticks_per_quarter, spq)[0])
+    def steps(events) -> list[int]:
+        ticks = np.array([e[0] for e in events], dtype=np.int64)
+        return quantize_ticks(ticks, raw.ticks_per_quarter, spq).tolist()
 
-    tempos = [TempoChange(step(t), q) for t, q in raw.tempos]
-    signatures = [TimeSignature(step(t), n, d) for t, n, d in raw.time_signatures]
+    tempos = [TempoChange(s, q) for s, (_, q) in zip(steps(raw.tempos), raw.tempos, strict=True)]
+    signatures = [
+        TimeSignature(s, n, d) for s, (_, n, d) in zip(steps(raw.time_signatures), raw.time_signatures, strict=True)
+    ]
     piece = Piece(notes, _dedupe_by_step(tempos), _dedupe_by_step(signatures), raw.name, raw.composer)
     return piece, report
 
@@ -411,8 +417,11 @@ def piece_to_symusic(piece: Piece, steps_per_quarter: int = 12, ticks_per_quarte
         n.velocity.astype(np.int8),
     )
     score.tracks.append(track)
-    for tempo in piece.tempos or [TempoChange(0, 120.0)]:
-        score.tempos.append(symusic.Tempo(tempo.step * scale, qpm=tempo.qpm))
+    tempos = piece.tempos or [TempoChange(0, 120.0)]
+    score.tempos = symusic.Tempo.from_numpy(
+        np.array([t.step * scale for t in tempos], dtype=np.int32),
+        np.rint(60_000_000.0 / np.array([t.qpm for t in tempos])).astype(np.int32),
+    )
     for ts in piece.time_signatures or [TimeSignature(0, 4, 4)]:
         score.time_signatures.append(symusic.TimeSignature(ts.step * scale, ts.numerator, ts.denominator))
     return score
