@@ -8,7 +8,6 @@ notes directly, never through music21's MIDI writer.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -64,6 +63,9 @@ class RawPiece:
         time_signatures (`list[tuple[int, int, int]]`): (tick, numerator, denominator).
         name (`str`): the source (path, corpus id, or tune title).
         drum_notes_dropped (`int`): notes of drum tracks / unpitched parts left out.
+        composer (`str`, *optional*): the composer, where the source names one.
+        repeats_as_written (`bool`): music21 could not expand the score's repeats (inconsistent marks),
+            so the notes are as notated, each repeated section once.
     """
 
     notes: NoteArray
@@ -73,6 +75,7 @@ class RawPiece:
     name: str = ""
     drum_notes_dropped: int = 0
     composer: str | None = None
+    repeats_as_written: bool = False  # a score's repeat marks could not be expanded (inconsistent marks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,9 +205,12 @@ def _raw_from_music21(stream, name: str) -> list[RawPiece]:
             title = score.metadata.title if score.metadata and score.metadata.title else f"tune {i + 1}"
             pieces.extend(_raw_from_music21(score, name=f"{name}#{i + 1} {title}"))
         return pieces
-    # Play repeats as written out; inconsistent repeat marks leave the score as notated.
-    with contextlib.suppress(music21.exceptions21.Music21Exception):
+    # Play repeats as written out; inconsistent repeat marks leave the score as notated (and say so).
+    as_written = False
+    try:
         stream = stream.expandRepeats()
+    except music21.exceptions21.Music21Exception:
+        as_written = True
     parts = list(stream.parts) if isinstance(stream, music21.stream.Score) and stream.parts else [stream]
     notes, drums = [], 0
     for part in parts:
@@ -212,7 +218,8 @@ def _raw_from_music21(stream, name: str) -> list[RawPiece]:
         notes.extend(part_notes)
         drums += part_drums
     arr = NoteArray.from_lists(*zip(*notes, strict=True)) if notes else NoteArray.empty()
-    return [RawPiece(arr, SCORE_TICKS_PER_QUARTER, *_music21_metadata(stream), name=name, drum_notes_dropped=drums)]
+    tempos, signatures = _music21_metadata(stream)
+    return [RawPiece(arr, SCORE_TICKS_PER_QUARTER, tempos, signatures, name, drums, repeats_as_written=as_written)]
 
 
 def _ticks(quarters) -> int:
@@ -236,7 +243,8 @@ def _music21_part_notes(part) -> tuple[list[tuple[int, int, int, int]], int]:
         if element.duration.isGrace:
             continue
         start = _ticks(element.offset)
-        end = start + _ticks(element.duration.quarterLength)
+        # The end from the exact sum, so it meets the next note's start tick (ties join on equality).
+        end = _ticks(music21.common.opFrac(element.offset + element.duration.quarterLength))
         velocity = element.volume.velocity if element.volume.velocity is not None else 80
         components = element.notes if isinstance(element, music21.chord.Chord) else [element]
         for component in components:
@@ -252,8 +260,6 @@ def _music21_part_notes(part) -> tuple[list[tuple[int, int, int, int]], int]:
             notes.append((midi, start, end, int(velocity)))
             if kind in ("start", "continue"):
                 open_ties[midi] = len(notes) - 1
-            else:
-                open_ties.pop(midi, None)
     return notes, drums
 
 

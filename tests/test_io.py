@@ -130,6 +130,11 @@ class TestScores:
         assert [(t.numerator, t.denominator) for t in second.time_signatures] == [(6, 8)]
         assert len(second.notes) == 20
 
+    def test_inconsistent_repeats_are_read_as_written_and_flagged(self):
+        (raw,) = read_raw("music21:bach/bwv277.krn")  # its repeat marks do not pair up
+        assert raw.repeats_as_written and len(raw.notes) > 200
+        assert not read_raw("music21:bach/bwv66.6")[0].repeats_as_written
+
     def test_humdrum_kern(self, codec):
         (piece,) = load_pieces("music21:chopin/mazurka06-2", codec)
         assert len(piece.notes) > 200
