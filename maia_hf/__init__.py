@@ -14,6 +14,10 @@ import sys
 
 __version__ = "0.1.0"
 
+# The model that ships inside the package (a Hugging Face model directory): the default of
+# `maia generate`, `maia lacrimosa` and the pipelines' examples.
+DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "resources", "maia-small")
+
 _LAZY = {
     "CodecConfig": "codec",
     "MaiaError": "codec",
@@ -35,9 +39,12 @@ _LAZY = {
     "MaiaLstmForCausalLM": "modeling_maia_lstm",
     "MusicGenerationPipeline": "pipelines",
     "register": "registration",
+    "EvaluationConfig": "evaluation",
+    "evaluate_models": "evaluation",
+    "notewise_bleu": "metrics",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = sorted(_LAZY) + ["DEFAULT_MODEL", "__version__"]
 
 
 def __getattr__(name: str):

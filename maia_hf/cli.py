@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_roundtrip)
 
     p = sub.add_parser("generate", help="continue a prompt (or start from nothing) with a maia model")
-    p.add_argument("--model", required=True, help="a saved maia model directory")
+    p.add_argument("--model", help="a saved maia model directory (default: the model shipped with maia)")
     p.add_argument("--prompt", help="MIDI, MusicXML, .krn, ABC or notewise text file (default: no prompt)")
     p.add_argument("--prompt-bars", type=int, metavar="N", help="keep exactly the prompt's first N bars")
     length = p.add_mutually_exclusive_group()
@@ -83,7 +83,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_lacrimosa)
 
     _add_data_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_push_parser(sub)
     return parser
+
+
+def _add_push_parser(sub) -> None:
+    p = sub.add_parser(
+        "push",
+        help="publish a saved model (and a corpus) on the Hugging Face Hub",
+        description="Upload a saved maia model directory (weights, tokenizer, card, generation config, code) to a "
+        "model repo, and a corpus built by `maia data build` to a dataset repo. The hub is HF_ENDPOINT "
+        "(default huggingface.co); the token is HF_TOKEN or the one `hf auth login` saved.",
+    )
+    p.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="a directory written by save_pretrained")
+    p.add_argument("repo_id", metavar="REPO_ID", help="user/name of the model repo (a bare name: the token's user)")
+    p.add_argument("--dataset", type=Path, metavar="DIR", help="a corpus written by `maia data build` to push too")
+    p.add_argument("--dataset-repo", metavar="ID", help="the corpus's dataset repo (default: REPO_ID)")
+    p.add_argument("--private", action="store_true", help="create the repos private")
+    p.set_defaults(handler=_push)
+
+
+def _add_evaluate_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="compare models with real music: likelihood, BLEU, statistics, memorisation, a discriminator",
+        description="Evaluate saved models against a corpus and write a Markdown report with figures "
+        "(see docs/evaluation.md).",
+    )
+    p.add_argument("--model", action="append", required=True, metavar="DIR", help="a saved model (repeat for several)")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="a corpus written by `maia data build`")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write report.md and the PNGs")
+    p.add_argument("--pieces", type=int, default=20, metavar="N", help="pieces generated per model (default 20)")
+    p.add_argument("--bars", type=int, default=8, metavar="N", help="bars per piece and real excerpt (default 8)")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="sampling (default 5)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="X")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--unconstrained-pieces", type=int, metavar="N", help="pieces sampled without constraints")
+    p.add_argument("--tokens-per-bar", type=int, default=160, metavar="N", help="token budget a bar (default 160)")
+    p.add_argument("--nll-windows", type=int, default=256, metavar="N", help="validation windows scored (0: all)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N")
+    p.add_argument(
+        "--max-reference-words", type=int, default=2_000_000, metavar="N", help="BLEU reference words (0: all)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(handler=_evaluate)
 
 
 def _add_data_parser(sub) -> None:
@@ -229,10 +273,14 @@ def _short(source: str, width: int = 48) -> str:
 
 
 def _generate(args) -> int:
-    from .compose import compose
+    from .codec import MaiaInputError
+    from .compose import compose, default_model
 
+    model = args.model or default_model()
+    if model is None:
+        raise MaiaInputError("no model ships with this installation; pass --model DIR (a saved maia model)")
     results = compose(
-        args.model, args.prompt, args.out, prompt_bars=args.prompt_bars, bars=args.bars,
+        model, args.prompt, args.out, prompt_bars=args.prompt_bars, bars=args.bars,
         max_new_tokens=args.max_new_tokens, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
         composer=args.composer, seed=args.seed, num_return_sequences=args.num_return_sequences,
         wav=not args.no_wav,
@@ -333,6 +381,38 @@ def _data_stats(args) -> int:
             print(f"  {note}")
     png = plot_stats(corpus, args.png or args.dir / "stats.png", tokenizer)
     print(f"\nwrote {png}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluation import EvaluationConfig, evaluate_models
+
+    config = EvaluationConfig(
+        pieces=args.pieces, bars=args.bars, top_k=args.top_k, temperature=args.temperature, seed=args.seed,
+        unconstrained_pieces=args.unconstrained_pieces, nll_windows=args.nll_windows, batch_size=args.batch_size,
+        max_reference_words=args.max_reference_words, tokens_per_bar=args.tokens_per_bar,
+    )  # fmt: skip
+    report = evaluate_models(args.model, args.data, args.out, config, progress=not args.quiet)
+    print(f"wrote {report['files']['markdown']}, {report['files']['ngram_strip']}, {report['files']['statistics']}")
+    return 0
+
+
+def _push(args) -> int:
+    from .codec import MaiaInputError
+    from .hub import check_dataset_dir, check_model_dir, push_dataset, push_model
+
+    if args.dataset_repo and not args.dataset:
+        raise MaiaInputError("--dataset-repo needs --dataset DIR, the corpus to push")
+    check_model_dir(args.model_dir)  # both before either push, so a typo leaves nothing half published
+    if args.dataset:
+        check_dataset_dir(args.dataset)
+    if not (args.model_dir / "README.md").is_file():
+        print(f"maia push: note: {args.model_dir} has no README.md, so the repo gets no model card", file=sys.stderr)
+    commit = push_model(args.model_dir, args.repo_id, private=args.private)
+    print(f"pushed {args.model_dir} to {commit.repo_url} (commit {commit.oid[:12]})")
+    if args.dataset:
+        commit = push_dataset(args.dataset, args.dataset_repo or args.repo_id, private=args.private)
+        print(f"pushed {args.dataset} to {commit.repo_url} (commit {commit.oid[:12]})")
     return 0
 
 

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 LACRIMOSA_BARS = 30  # the completed movement (Mozart's 8 bars and Süssmayr's 22)
-DEFAULT_MODEL_DIR = Path(__file__).parent / "resources" / "maia-small"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "resources" / "maia-small"  # = maia_hf.DEFAULT_MODEL
 
 
 def default_model() -> Path | None:

@@ -40,6 +40,18 @@ class MaiaConfig(GPT2Config):
             ``<pad>``, ``<start>`` and ``<end>`` in the default tokenizer.
         maia_attn_implementation (`str`, *optional*): the persisted attention implementation; set it
             through ``attn_implementation``.
+        sparse_block (`int`, *optional*, defaults to 128): for ``"maia_sparse_fixed"`` the block length
+            ``l``, for ``"maia_sparse_strided"`` the stride ``l`` (Child et al., 2019). See
+            ``docs/sparse_attention.md``.
+        sparse_summary (`int`, *optional*, defaults to 16): for ``"maia_sparse_fixed"``, the summary
+            positions ``c`` at the end of each block that every later position attends to (``1 <= c <= l``).
+        sparse_per_head_summary (`bool`, *optional*, defaults to `False`): for ``"maia_sparse_fixed"``,
+            give head ``h`` its own summary sub-block of ``c`` positions, the ``(h mod l/c)``-th from the end
+            of each block, instead of the last ``c`` positions for every head.
+        sparse_backend (`str`, *optional*, defaults to ``"sdpa"``): how the sparse patterns run:
+            ``"sdpa"`` (a boolean mask; exact everywhere, trains on CPU, dense cost) or ``"flex"``
+            (FlexAttention skipping masked blocks; inference on CPU, training on GPU; without a CPU backward
+            or dropout it falls back to ``"sdpa"`` with a warning).
 
     Example:
 
@@ -65,8 +77,22 @@ class MaiaConfig(GPT2Config):
         bos_token_id: int = 2,
         eos_token_id: int = 3,
         maia_attn_implementation: str | None = None,
+        sparse_block: int = 128,
+        sparse_summary: int = 16,
+        sparse_per_head_summary: bool = False,
+        sparse_backend: str = "sdpa",
         **kwargs,
     ):
+        if sparse_backend not in ("sdpa", "flex"):
+            raise MaiaInputError(f"unknown sparse_backend {sparse_backend!r}; choose 'sdpa' or 'flex'")
+        if not 1 <= sparse_summary <= sparse_block:
+            raise MaiaInputError(
+                f"sparse_summary must be between 1 and sparse_block ({sparse_block}), got {sparse_summary}"
+            )
+        self.sparse_block = sparse_block
+        self.sparse_summary = sparse_summary
+        self.sparse_per_head_summary = sparse_per_head_summary
+        self.sparse_backend = sparse_backend
         chosen = kwargs.get("attn_implementation") or maia_attn_implementation
         if chosen is not None:
             kwargs["attn_implementation"] = chosen

@@ -8,7 +8,10 @@
 - ``register_for_auto_class`` on all of them, so a saved model directory carries the code and an
   ``auto_map`` and loads with ``trust_remote_code=True`` where maia is not installed;
 - pipelines: ``text-generation`` (a subclass that keeps words apart, identical for other models) and
-  ``music-generation``.
+  ``music-generation``;
+- attention: ``maia_sparse_fixed`` and ``maia_sparse_strided`` (`maia_hf.sparse_attention`), each in both
+  ``AttentionInterface`` and ``AttentionMaskInterface`` (in the first alone, transformers would run the
+  model with no mask at all).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AttentionInterface, AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.masking_utils import AttentionMaskInterface
     from transformers.pipelines import PIPELINE_REGISTRY
     from transformers.utils import logging
 
@@ -31,6 +35,7 @@ def register() -> None:
     from .modeling_maia import MaiaForCausalLM
     from .modeling_maia_lstm import MaiaLstmForCausalLM
     from .pipelines import MaiaTextGenerationPipeline, MusicGenerationPipeline
+    from .sparse_attention import fixed_mask_interface, sparse_attention_forward, strided_mask_interface
     from .tokenization_maia import MaiaTokenizer
 
     for config_class, model_class in ((MaiaConfig, MaiaForCausalLM), (MaiaLstmConfig, MaiaLstmForCausalLM)):
@@ -40,6 +45,13 @@ def register() -> None:
         config_class.register_for_auto_class()
         model_class.register_for_auto_class("AutoModelForCausalLM")
     MaiaTokenizer.register_for_auto_class()
+
+    for name, mask_interface in (
+        ("maia_sparse_fixed", fixed_mask_interface),
+        ("maia_sparse_strided", strided_mask_interface),
+    ):
+        AttentionInterface.register(name, sparse_attention_forward)
+        AttentionMaskInterface.register(name, mask_interface)
 
     # Replacing the text-generation task logs a warning meant for accidental overrides; this one is
     # deliberate and changes nothing for other tokenizers.

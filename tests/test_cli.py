@@ -10,6 +10,7 @@ from conftest import REPO
 from maia_hf.cli import main
 from maia_hf.codec import NotewiseCodec
 from maia_hf.io import load_pieces
+from maia_hf.resources import LACRIMOSA_PROMPT
 
 
 def run_maia(*args: str) -> subprocess.CompletedProcess:
@@ -74,7 +75,23 @@ def test_roundtrip_reports_unreadable_files_and_fails(tmp_path, two_hands_midi, 
     assert "is empty (0 bytes)" in out and "total (1 pieces, 1 unreadable)" in out
 
 
-def test_lacrimosa_writes_the_prompt(tmp_path, capsys):
+def test_lacrimosa_with_the_shipped_model_reaches_bar_thirty(tmp_path, capsys):
+    import symusic
+
+    assert main(["lacrimosa", "--out", str(tmp_path), "--no-wav"]) == 0
+    out = capsys.readouterr().out
+    assert "maia-small to 30 bars of 12/8" in out
+    score = symusic.Score(str(tmp_path / "lacrimosa.mid"))
+    assert 29 * 6 * 480 < score.end() <= 30 * 6 * 480  # ends in bar 30 (12/8: 6 quarters of 480 ticks)
+    (piece,) = load_pieces(tmp_path / "lacrimosa.mid", NotewiseCodec())
+    (prompt,) = load_pieces(LACRIMOSA_PROMPT, NotewiseCodec())
+    assert piece.notes.take(piece.notes.start < 576).as_tuples() == prompt.notes.as_tuples()  # Mozart's bars kept
+
+
+def test_lacrimosa_without_a_model_writes_the_prompt(tmp_path, capsys, monkeypatch):
+    import maia_hf.compose
+
+    monkeypatch.setattr(maia_hf.compose, "default_model", lambda: None)
     assert main(["lacrimosa", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "8 bars of 12/8, 194 notes" in out and "identical to the prompt" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -153,3 +154,23 @@ class TestPipelines:
         score = symusic.Score.from_midi(out["full_midi"])
         assert (score.time_signatures[0].numerator, score.time_signatures[0].denominator) == (3, 4)
         assert score.note_num() >= 1
+
+
+class TestShippedModel:
+    def test_default_model_loads_through_the_auto_classes_and_pipelines(self):
+        import maia_hf
+
+        model = AutoModelForCausalLM.from_pretrained(maia_hf.DEFAULT_MODEL)
+        assert type(model) is MaiaForCausalLM and model.config.n_layer == 6 and model.config.n_embd == 256
+        generator = pipeline("text-generation", model=maia_hf.DEFAULT_MODEL)
+        (result,) = generator("p62 p65 wait6 endp62 endp65", max_new_tokens=8, do_sample=False)
+        assert result["generated_text"].startswith("p62 p65 wait6 endp62 endp65 ")
+        music = pipeline("music-generation", model=maia_hf.DEFAULT_MODEL)
+        out = music("p62 p65 wait6 endp62 endp65", composer="mozart", max_new_tokens=40)
+        assert out["midi"][:4] == b"MThd" and out["notewise"]
+
+    def test_default_model_card_reports_its_figures(self):
+        import maia_hf
+
+        card = (Path(maia_hf.DEFAULT_MODEL) / "README.md").read_text()
+        assert "license: cc-by-sa-4.0" in card and "bits per token" in card and "piano-midi.de" in card
