@@ -293,24 +293,24 @@ def to_piece(raw: RawPiece, codec: NotewiseCodec, transpose: int = 0) -> tuple[P
     notes, report = codec.canonicalize(raw.notes, ticks_per_quarter=raw.ticks_per_quarter, transpose=transpose)
     spq = codec.config.steps_per_quarter
 
-    def steps(events) -> list[int]:
-        ticks = np.array([e[0] for e in events], dtype=np.int64)
-        return quantize_ticks(ticks, raw.ticks_per_quarter, spq).tolist()
-
-    tempos = [TempoChange(s, q) for s, (_, q) in zip(steps(raw.tempos), raw.tempos, strict=True)]
+    tempos = [TempoChange(step, qpm) for step, (_, qpm) in _last_per_step(raw.tempos, raw.ticks_per_quarter, spq)]
     signatures = [
-        TimeSignature(s, n, d) for s, (_, n, d) in zip(steps(raw.time_signatures), raw.time_signatures, strict=True)
+        TimeSignature(step, n, d) for step, (_, n, d) in _last_per_step(raw.time_signatures, raw.ticks_per_quarter, spq)
     ]
-    piece = Piece(notes, _dedupe_by_step(tempos), _dedupe_by_step(signatures), raw.name, raw.composer)
+    piece = Piece(notes, tempos, signatures, raw.name, raw.composer)
     return piece, report
 
 
-def _dedupe_by_step(events: list) -> list:
-    """Keep the last event at each step (two changes that snap together: the later one wins)."""
-    by_step = {}
-    for event in sorted(events, key=lambda e: e.step):
-        by_step[event.step] = event
-    return list(by_step.values())
+def _last_per_step(events: list[tuple], ticks_per_quarter: int, spq: int) -> list[tuple[int, tuple]]:
+    """(step, event) for the last event at each step, in step order: two changes that snap to one step,
+    the later wins. Vectorized: piano-midi.de files hold ~900 tempo changes each."""
+    if not events:
+        return []
+    steps = quantize_ticks(np.array([e[0] for e in events], dtype=np.int64), ticks_per_quarter, spq)
+    order = np.argsort(steps, kind="stable")
+    ordered = steps[order]
+    last = np.append(ordered[1:] != ordered[:-1], True)
+    return [(int(ordered[i]), events[order[i]]) for i in np.flatnonzero(last)]
 
 
 def load_pieces(source, codec: NotewiseCodec | None = None, transpose: int = 0) -> list[Piece]:
