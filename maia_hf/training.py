@@ -59,6 +59,12 @@ class ModelArguments:
     )
     sparse_block: int | None = field(default=None, metadata={"help": "sparse attention block length / stride"})
     sparse_summary: int | None = field(default=None, metadata={"help": "fixed pattern: summary positions"})
+    sparse_per_head_summary: bool | None = field(
+        default=None, metadata={"help": "fixed pattern: a different summary sub-block per head"}
+    )
+    sparse_backend: str | None = field(
+        default=None, metadata={"help": "sdpa (everywhere) or flex (skips masked blocks; GPU training, no dropout)"}
+    )
     lstm_hidden_size: int = field(default=512, metadata={"help": "LSTM units per layer"})
     lstm_embedding_dim: int = field(default=4, metadata={"help": "LSTM token embedding width"})
     lstm_num_layers: int = field(default=2, metadata={"help": "stacked LSTM layers"})
@@ -202,7 +208,17 @@ def build_model(args: ModelArguments, tokenizer, seq_len: int):
         return model
     overrides = {
         k: getattr(args, k)
-        for k in ("n_layer", "n_head", "n_embd", "n_inner", "attn_implementation", "sparse_block", "sparse_summary")
+        for k in (
+            "n_layer",
+            "n_head",
+            "n_embd",
+            "n_inner",
+            "attn_implementation",
+            "sparse_block",
+            "sparse_summary",
+            "sparse_per_head_summary",
+            "sparse_backend",
+        )  # fmt: skip
         if getattr(args, k) is not None
     }
     n_positions = args.n_positions or max(seq_len, 0)

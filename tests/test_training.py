@@ -64,7 +64,18 @@ class TestArguments:
         with pytest.raises(MaiaInputError, match="config file 'nope.yaml' does not exist"):
             parse_arguments(["--config", "nope.yaml"])
 
-    @pytest.mark.parametrize("name", ["maia-seed", "lstm-baseline", "gpt2-117m-transfer", "gpt2-345m-transfer", "tiny"])
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "maia-seed",
+            "maia-small",
+            "lstm-baseline",
+            "gpt2-117m-transfer",
+            "gpt2-345m-transfer",
+            "sparse-fixed-4k",
+            "tiny",
+        ],
+    )
     def test_every_recipe_config_parses(self, name):
         parse_arguments(["--config", str(REPO / "recipes" / "configs" / f"{name}.yaml")])
 
