@@ -1,7 +1,7 @@
 """Benchmark `maia data build`: a cold and a cached build of piano-midi.de plus music21's classical collections.
 
-Run from the repository root (the cold build takes several minutes on 2 cores: music21 parses ~1,800
-scores at 0.25-0.4 s each)::
+Run from the repository root (the cold build costs about 30 CPU-minutes, 15 minutes or more on 2
+cores: music21 parses ~1,800 scores, a chorale in 0.25-0.4 s, a string quartet in tens of seconds)::
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_data.py
 
@@ -10,7 +10,8 @@ Options: ``--source SOURCE`` (repeatable; default ``/work/shared/corpora/piano-m
 (default 1), ``--cached-runs N`` (default 3), ``--work DIR`` (where the builds and their cache go;
 default a temporary folder, removed afterwards), ``--no-write`` (print only; otherwise the figures
 replace the part of ``docs/data.md`` between its ``bench_data`` markers and the raw numbers go to
-``docs/benchmarks/data.json``).
+``docs/benchmarks/data.json``), ``--from-json`` (measure nothing; rewrite ``docs/data.md`` from that
+JSON).
 
 What is measured: each build is the command a user runs, ``maia data build SOURCE... --out OUT
 --num-proc N --cache-dir CACHE --quiet`` (``maia_hf.cli.main`` in a fresh Python process, started
@@ -83,6 +84,7 @@ class PeakMemory:
         self.interval = interval
         self.peak_total = 0
         self.peak_single = 0
+        self.load_max = 0.0  # the highest 1-minute load average seen while the build ran
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -102,6 +104,7 @@ class PeakMemory:
             if sizes:
                 self.peak_total = max(self.peak_total, sum(sizes))
                 self.peak_single = max(self.peak_single, max(sizes))
+            self.load_max = max(self.load_max, os.getloadavg()[0])
             self._stop.wait(self.interval)
 
     def stop(self):
@@ -124,7 +127,6 @@ def run_build(sources, out: Path, cache: Path, num_proc: int) -> dict:
     command = [sys.executable, "-c", CHILD]
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     env["MAIA_BENCH_ARGS"] = json.dumps(arguments)
-    load_before = os.getloadavg()[0]
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -140,7 +142,7 @@ def run_build(sources, out: Path, cache: Path, num_proc: int) -> dict:
     return {
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),  # user + system, the command and its (joined) worker processes
-        "load_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # before, after
+        "load_1min_max": round(memory.load_max, 1),
         "build_s": report["seconds"],
         "peak_rss_total_mib": round(memory.peak_total / 2**20),
         "peak_rss_single_mib": round(memory.peak_single / 2**20),
@@ -162,13 +164,26 @@ def median_of(runs: list[dict], key: str) -> float:
 # ---- the Markdown written into docs/data.md ------------------------------------------------------
 
 
+def machine_share(result: dict) -> str:
+    """How much of the machine the cold build had: its CPU time over its wall time (2 would be all)."""
+    runs = result["cold"] or result["cached"]
+    share = statistics.median(r["cpu_s"] / r["wall_s"] for r in runs)
+    text = (
+        f"The {'cold' if result['cold'] else 'cached'} build's processes had {share:.2f} CPUs on average "
+        f"(CPU time / wall time) of the {result['num_proc']} they could use"
+    )
+    loads = [r["load_1min_max"] for r in result["cold"] + result["cached"] if "load_1min_max" in r]
+    if loads:
+        text += f" (the 1-minute load average reached {max(loads)})"
+    return text + ": the machine was shared with other work, so wall times are upper bounds; CPU time is steadier."
+
+
 def markdown(result: dict) -> str:
     m, cold, cached, report = result["machine"], result["cold"], result["cached"], result["last_report"]
     lines = [
         f"Measured {result['date']} on {m['cpu_model']} ({m['usable_cpus']} CPUs usable, {m['memory']}), "
         f"{m['platform']}; {', '.join(f'{k} {v}' for k, v in result['versions'].items())}. "
-        f"The machine was shared: its 1-minute load average was {result['load_range'][0]}-{result['load_range'][1]} "
-        f"during the runs (on {m['usable_cpus']} CPUs), so times are upper bounds. "
+        f"{machine_share(result)} "
         f"Written by `benchmarks/bench_data.py` (raw numbers: `docs/benchmarks/data.json`).",
         "",
         "```bash",
@@ -252,7 +267,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cached-runs", type=int, default=3)
     parser.add_argument("--work", type=Path, help="folder for the builds and the cache (default: a temporary one)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--from-json", action="store_true", help="measure nothing: rewrite docs/data.md from the JSON")
     args = parser.parse_args(argv)
+    if args.from_json:
+        write_doc(markdown(json.loads(JSON_OUT.read_text(encoding="utf-8"))))
+        print(f"wrote {DOC.relative_to(ROOT)} from {JSON_OUT.relative_to(ROOT)}")
+        return 0
     sources = args.sources or DEFAULT_SOURCES
     missing = [s for s in sources if ":" not in s and not Path(s).exists()]
     if missing:
@@ -279,10 +299,6 @@ def main(argv=None) -> int:
             "num_proc": args.num_proc,
             "cold": [{k: v for k, v in r.items() if k != "report"} for r in cold],
             "cached": [{k: v for k, v in r.items() if k != "report"} for r in cached],
-            "load_range": [
-                min(x for r in cold + cached for x in r["load_1min"]),
-                max(x for r in cold + cached for x in r["load_1min"]),
-            ],
             "out_mib": folder_mib(out),
             "cache_mib": folder_mib(cache),
             "last_report": last["report"],
