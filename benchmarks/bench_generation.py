@@ -5,13 +5,15 @@
 
 Without --model it uses the model that ships with maia, or (where none ships) a maia-seed with random
 weights; a random model writes fewer tokens per bar than a trained one, so its seconds per bar say little
-and the table says which model ran. Each figure is the median of --runs runs, one thread.
+and the table says which model ran. Each figure is the median of --runs interleaved runs; the Lacrimosa
+is timed with one thread (the goal) and with both cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -49,11 +51,16 @@ def load(model_dir):
     return MaiaForCausalLM(MaiaConfig.from_preset("maia-seed")).eval(), tokenizer, "maia-seed (random weights)"
 
 
-def raw_tokens_per_second(model, tokens: int) -> float:
-    """Plain generate() with the KV cache, no constraints: the model's decoding speed."""
+def tokens_per_second(model, tokens: int, lean: bool) -> float:
+    """Unconstrained top-k 5 decoding with the KV cache: ``model.generate`` or maia's lean ``sample`` loop."""
+    from maia_hf.generation import sample
+
     ids = torch.tensor([[2, 250] + [43, 191, 131] * 40])
     began = time.perf_counter()
-    model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=True, top_k=5, pad_token_id=0)
+    if lean:
+        sample(model, ids, tokens, top_k=5)
+    else:
+        model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=True, top_k=5, pad_token_id=0)
     return tokens / (time.perf_counter() - began)
 
 
@@ -62,7 +69,6 @@ def main() -> None:
     parser.add_argument("--model", help="a saved maia model (default: the shipped one, else random maia-seed)")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    torch.set_num_threads(1)
 
     from maia_hf.compose import read_prompt
     from maia_hf.generation import continue_piece
@@ -70,44 +76,75 @@ def main() -> None:
 
     model, tokenizer, name = load(args.model)
     prompt = read_prompt(str(LACRIMOSA_PROMPT), tokenizer.codec)
-    raw, lacrimosa = [], []
-    for run in range(args.runs):
-        raw.append(raw_tokens_per_second(model, 256))
-        (result,) = continue_piece(model, tokenizer, prompt, bars=22, composer="mozart", seed=run, progress=False)
-        lacrimosa.append(result)
-    seconds = statistics.median(r.seconds for r in lacrimosa)
+    load_before = os.getloadavg()[0]
+    decode = {"generate": [], "sample": []}
+    lacrimosa = {1: [], 2: []}
+    for run in range(args.runs):  # interleaved, so that load changes hit every variant alike
+        torch.set_num_threads(1)
+        decode["generate"].append(tokens_per_second(model, 256, lean=False))
+        decode["sample"].append(tokens_per_second(model, 256, lean=True))
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            (result,) = continue_piece(model, tokenizer, prompt, bars=22, composer="mozart", seed=run, progress=False)
+            lacrimosa[threads].append(result)
+    load_after = os.getloadavg()[0]
+    med = statistics.median
     row = {
         "model": name,
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "torch": torch.__version__,
-        "threads": 1,
         "runs": args.runs,
-        "raw_tokens_per_second": statistics.median(raw),
-        "lacrimosa_seconds": seconds,
-        "lacrimosa_tokens": statistics.median(r.tokens for r in lacrimosa),
-        "lacrimosa_tokens_per_second": statistics.median(r.tokens_per_second for r in lacrimosa),
-        "seconds_per_bar": seconds / 22,
-        "goal_met": seconds < 10,
+        "load_average": [round(load_before, 2), round(load_after, 2)],
+        "generate_tokens_per_second": med(decode["generate"]),
+        "sample_tokens_per_second": med(decode["sample"]),
+        "sample_over_generate": med(a / b for a, b in zip(decode["sample"], decode["generate"], strict=True)),
+        "lacrimosa": {
+            str(threads): {
+                "seconds": med(r.seconds for r in results),
+                "seconds_all_runs": [round(r.seconds, 2) for r in results],
+                "tokens": med(r.tokens for r in results),
+                "tokens_per_second": med(r.tokens_per_second for r in results),
+                "seconds_per_bar": med(r.seconds for r in results) / 22,
+            }
+            for threads, results in lacrimosa.items()
+        },
     }
+    row["goal_met"] = row["lacrimosa"]["1"]["seconds"] < 10
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(row, indent=2) + "\n")
-    table = [
-        "| model | plain generate, new tokens/s | Lacrimosa: 22 bars, s | tokens | tokens/s | s per bar | under 10 s |",
-        "|---|---:|---:|---:|---:|---:|---|",
-        f"| {name} | {row['raw_tokens_per_second']:.0f} | {seconds:.2f} | {row['lacrimosa_tokens']:.0f} | "
-        f"{row['lacrimosa_tokens_per_second']:.0f} | {row['seconds_per_bar']:.3f} | "
-        f"{'yes' if row['goal_met'] else 'no'} |",
+    decoding = [
+        "| decoding loop (one thread, top-k 5, no constraints) | new tokens/s |",
+        "|---|---:|",
+        f"| `model.generate` | {row['generate_tokens_per_second']:.0f} |",
+        f"| `maia_hf.generation.sample` (what `continue_piece` runs) | {row['sample_tokens_per_second']:.0f} "
+        f"({row['sample_over_generate']:.2f}x) |",
     ]
-    print("\n".join(table))
+    lines = [
+        "| Lacrimosa, 22 bars | threads | seconds (median) | all runs | tokens | tokens/s | s per bar | under 10 s |",
+        "|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for threads, r in row["lacrimosa"].items():
+        lines.append(
+            f"| {name} | {threads} | {r['seconds']:.2f} | {', '.join(f'{x:.1f}' for x in r['seconds_all_runs'])} | "
+            f"{r['tokens']:.0f} | {r['tokens_per_second']:.0f} | {r['seconds_per_bar']:.3f} | "
+            f"{'yes' if r['seconds'] < 10 else 'no'} |"
+        )
+    print("\n".join(decoding + [""] + lines))
     REPORT.write_text(
         "# Generation speed\n\n"
         f"Measured by `benchmarks/bench_generation.py` on {row['date']}: {row['machine']}, torch {row['torch']}, "
-        f"one thread, medians of {args.runs} runs. Shared 2-core machine: other work ran beside it.\n\n"
-        + "\n".join(table)
-        + "\n\n*Plain generate*: `model.generate` with the KV cache and top-k 5, 256 new tokens, no constraints. "
+        f"medians of {args.runs} interleaved runs. The machine is shared: load average {load_before:.1f} before, "
+        f"{load_after:.1f} after.\n\n"
+        + "\n".join(decoding)
+        + "\n\n"
+        + "\n".join(lines)
+        + "\n\n*Decoding loop*: 256 new tokens with the KV cache after a 122-token prompt. `sample` is the "
+        "loop of `generate(do_sample=True)` (same processors, same warpers, same draws: tested token for token) "
+        "without its per-step bookkeeping; for a 5 M-parameter model that bookkeeping was half the time.\n"
         "*Lacrimosa*: `continue_piece` (constrained top-k 5, the sliding window over 512 positions, the streamer) "
-        "continuing Mozart's 8 bars by 22 bars to bar 30, as `maia lacrimosa` does, without writing files.\n"
+        "continuing Mozart's 8 bars by 22 bars to bar 30, as `maia lacrimosa` does, without writing files. "
+        "The goal (under 10 s) is judged on the one-thread row.\n"
     )
 
 

@@ -9,10 +9,10 @@ from conftest import TINY_GPT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maia_hf import MaiaConfig, MaiaForCausalLM
+from maia_hf import MaiaConfig, MaiaForCausalLM, MaiaLstmConfig, MaiaLstmForCausalLM
 from maia_hf.codec import MaiaTokenError, NoteArray, Piece, TimeSignature
 from maia_hf.compose import read_prompt
-from maia_hf.generation import NotewiseConstraintProcessor, continue_piece, prompt_ids
+from maia_hf.generation import NotewiseConstraintProcessor, continue_piece, prompt_ids, sample
 from maia_hf.io import load_pieces
 from maia_hf.resources import LACRIMOSA_PROMPT
 
@@ -105,6 +105,29 @@ def test_seed_reproduces_the_output(tokenizer, tiny_model):
     again = continue_piece(tiny_model, tokenizer, None, max_new_tokens=60, seed=7, progress=False)[0]
     other = continue_piece(tiny_model, tokenizer, None, max_new_tokens=60, seed=8, progress=False)[0]
     assert first.words == again.words and first.words != other.words
+
+
+@pytest.mark.parametrize("settings", [{"top_k": 5}, {"top_k": 0, "top_p": 0.9, "temperature": 0.7}])
+@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+def test_fast_sampling_loop_equals_generate(tokenizer, tiny_model, kind, settings):
+    """The lean loop behind continue_piece draws generate()'s tokens, constraints and warpers included."""
+    if kind == "gpt":
+        model = tiny_model
+    else:
+        torch.manual_seed(0)
+        config = MaiaLstmConfig(vocab_size=len(tokenizer), embedding_dim=8, hidden_size=32, num_layers=2)
+        model = MaiaLstmForCausalLM(config).eval()
+    opening = load_pieces(LACRIMOSA_PROMPT, tokenizer.codec)[0].first_bars(1)
+    prompt = torch.tensor([prompt_ids(tokenizer, opening, None)])
+    special = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    torch.manual_seed(11)
+    expected = model.generate(
+        prompt, max_new_tokens=40, do_sample=True, logits_processor=[NotewiseConstraintProcessor(tokenizer, 40)],
+        **special, **settings,
+    )  # fmt: skip
+    torch.manual_seed(11)
+    got = sample(model, prompt, 40, [NotewiseConstraintProcessor(tokenizer, 40)], **special, **settings)
+    assert got.tolist() == expected.tolist()
 
 
 def test_streamer_hands_over_every_note(tokenizer, tiny_model):
