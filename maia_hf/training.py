@@ -339,6 +339,7 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, state: dict, keep:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()  # every rank has written its part (DeepSpeed shards) before the rename
     if accelerator.is_main_process:
         (partial / "trainer_state.json").write_text(json.dumps(state, indent=2))
         shutil.rmtree(final, ignore_errors=True)
@@ -484,6 +485,17 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: TrainArgum
             f"{launched} processes were launched but each trains alone (world size {accelerator.num_processes}): "
             "on a CPU machine launch with ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N"
         )
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        raise MaiaInputError(
+            "launched with a DeepSpeed config, but Accelerate set up plain DDP because ACCELERATE_USE_CPU is set: "
+            "on a CPU machine unset ACCELERATE_USE_CPU and launch with DS_ACCELERATOR=cpu and --deepspeed_gloo true"
+        )
+    how = f"DeepSpeed ZeRO stage {plugin.zero_stage}" if plugin else accelerator.distributed_type.value
+    accelerator.print(
+        f"training with {accelerator.num_processes} process(es), {how}, on {accelerator.device}, "
+        f"mixed precision {precision}"
+    )
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
@@ -496,6 +508,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, args: TrainArgum
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(args))
     if args.compile:
         model = torch.compile(model)
+    if plugin is not None:  # DeepSpeed wants the micro-batch size, which it cannot read from our batches
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = args.batch_size
     # The scheduler counts optimizer steps; Accelerate's wrapper would step it once per process.
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)

@@ -31,10 +31,12 @@ def tiny_corpus(tmp_path_factory):
     from maia_hf.data import build_dataset
 
     model, data, train = parse_arguments(["--config", str(TINY)])
-    out = tmp_path_factory.mktemp("corpus") / "tiny"
+    root = tmp_path_factory.mktemp("corpus")
+    out = root / "tiny"
     build_dataset(
         data.data_sources, out, seq_len=data.seq_len, transpositions=data.transpositions,
         validation_fraction=data.validation_fraction, test_fraction=data.test_fraction, progress=False,
+        cache_dir=root / "cache",
     )  # fmt: skip
     return out
 
@@ -156,13 +158,25 @@ def test_two_processes_share_the_work(tiny_corpus, tmp_path):
     importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed (pip install '.[deepspeed]')"
 )
 def test_deepspeed_zero2_on_cpu(tiny_corpus, tmp_path):
+    """Really DeepSpeed (not DDP under another name): ZeRO-2 shards the optimizer state per rank; resume works."""
     out = tmp_path / "zero2"
     zero2 = REPO / "recipes" / "accelerate_configs" / "deepspeed_zero2.yaml"
     launcher = (sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(zero2),
                 "--main_process_port", "29532")  # fmt: skip
-    args = ("--dataset_dir", tiny_corpus, "--output_dir", out, "--max_steps", "4", "--eval_every", "0",
-            "--save_every", "0", "--num_samples", "0", "--deepspeed_gloo", "true", "--batch_size", "4")  # fmt: skip
-    env = {**ENV, "DS_ACCELERATOR": "cpu", "ACCELERATE_USE_CPU": "1"}
-    done = subprocess.run(recipe(*args, launcher=launcher), env=env, capture_output=True, text=True)
+    args = ("--dataset_dir", tiny_corpus, "--output_dir", out, "--eval_every", "0", "--save_every", "2",
+            "--num_samples", "0", "--deepspeed_gloo", "true", "--batch_size", "4")  # fmt: skip
+    env = {**ENV, "DS_ACCELERATOR": "cpu"}
+    done = subprocess.run(recipe(*args, "--max_steps", "4", launcher=launcher), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert len([r for r in metrics(out) if "loss" in r]) >= 1 and (out / "final" / "config.json").exists()
+    assert "training with 2 process(es), DeepSpeed ZeRO stage 2, on cpu" in done.stdout
+    shards = sorted(p.name for p in (out / "checkpoints" / "step-0000004").rglob("*optim_states.pt"))
+    assert shards == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
+    resume = recipe(*args, "--max_steps", "6", "--resume", "true", launcher=launcher)
+    again = subprocess.run(resume, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed from" in again.stdout and "at step 4" in again.stdout
+    assert [r["step"] for r in metrics(out) if "val_loss" in r] == [4, 6] and (out / "final" / "config.json").exists()
+    # ACCELERATE_USE_CPU silently turns a DeepSpeed launch into DDP: the recipe refuses, naming the fix.
+    env["ACCELERATE_USE_CPU"] = "1"
+    ddp = subprocess.run(recipe(*args, "--max_steps", "2", launcher=launcher), env=env, capture_output=True, text=True)
+    assert ddp.returncode != 0 and "unset ACCELERATE_USE_CPU" in ddp.stderr
