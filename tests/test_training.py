@@ -180,3 +180,29 @@ def test_deepspeed_zero2_on_cpu(tiny_corpus, tmp_path):
     env["ACCELERATE_USE_CPU"] = "1"
     ddp = subprocess.run(recipe(*args, "--max_steps", "2", launcher=launcher), env=env, capture_output=True, text=True)
     assert ddp.returncode != 0 and "unset ACCELERATE_USE_CPU" in ddp.stderr
+
+
+class TestGridSearch:
+    GRID = REPO / "recipes" / "grid_search.py"
+
+    def test_every_cell_reports_throughput_and_validation_loss(self, tmp_path):
+        out = tmp_path / "grid"
+        command = [sys.executable, str(self.GRID), "--config", str(TINY), "--seq_lens", "64", "--batch_sizes", "2,4",
+                   "--max_steps", "3", "--out", str(out)]  # fmt: skip
+        env = {**ENV, "MAIA_CACHE": str(tmp_path / "cache")}
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        cells = json.loads((out / "grid.json").read_text())["cells"]
+        assert [(c["seq_len"], c["batch_size"], c["steps"], c["tokens"]) for c in cells] == [
+            (64, 2, 3, 384), (64, 4, 3, 768)
+        ]  # fmt: skip
+        for cell in cells:
+            assert cell["tokens_per_second"] > 0 and 0 < cell["val_loss"] < 10
+        assert "| 64 | 4 | 3 | 768 |" in done.stdout and (out / "grid.png").stat().st_size > 0
+
+    def test_an_unknown_key_fails_before_any_run(self, tmp_path):
+        command = [sys.executable, str(self.GRID), "--config", str(TINY), "--lerning_rate", "0.1", "--out",
+                   str(tmp_path / "grid")]  # fmt: skip
+        done = subprocess.run(command, env=ENV, capture_output=True, text=True)
+        assert done.returncode == 2 and "unknown key 'lerning_rate'" in done.stderr
+        assert not (tmp_path / "grid" / "grid.json").exists()
