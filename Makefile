@@ -25,8 +25,8 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check maia_hf tests benchmarks
-	$(VENV)/bin/ruff format --check maia_hf tests benchmarks
+	$(VENV)/bin/ruff check maia_hf tests benchmarks recipes
+	$(VENV)/bin/ruff format --check maia_hf tests benchmarks recipes
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/bench_codec.py

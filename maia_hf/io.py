@@ -205,6 +205,8 @@ def _raw_from_music21(stream, name: str) -> list[RawPiece]:
             title = score.metadata.title if score.metadata and score.metadata.title else f"tune {i + 1}"
             pieces.extend(_raw_from_music21(score, name=f"{name}#{i + 1} {title}"))
         return pieces
+    metadata = getattr(stream, "metadata", None)
+    composer = (metadata.composer or None) if metadata is not None else None  # before expandRepeats drops it
     # Play repeats as written out; inconsistent repeat marks leave the score as notated (and say so).
     as_written = False
     try:
@@ -219,7 +221,12 @@ def _raw_from_music21(stream, name: str) -> list[RawPiece]:
         drums += part_drums
     arr = NoteArray.from_lists(*zip(*notes, strict=True)) if notes else NoteArray.empty()
     tempos, signatures = _music21_metadata(stream)
-    return [RawPiece(arr, SCORE_TICKS_PER_QUARTER, tempos, signatures, name, drums, repeats_as_written=as_written)]
+    return [
+        RawPiece(
+            arr, SCORE_TICKS_PER_QUARTER, tempos, signatures, name, drums, repeats_as_written=as_written,
+            composer=composer,
+        )  # fmt: skip
+    ]
 
 
 def _ticks(quarters) -> int:

@@ -130,6 +130,13 @@ class TestScores:
         assert [(t.numerator, t.denominator) for t in second.time_signatures] == [(6, 8)]
         assert len(second.notes) == 20
 
+    def test_a_score_names_its_composer(self, tmp_path, codec):
+        path = tmp_path / "minuet.abc"
+        path.write_text("X:1\nT:Minuet\nC:J. S. Bach\nM:3/4\nL:1/8\nK:G\nG2 B2 d2 | g6 |]\n")
+        (piece,) = load_pieces(path, codec)
+        assert piece.composer == "J. S. Bach"
+        assert read_raw("music21:bach/bwv66.6")[0].composer is None  # no composer in its metadata
+
     def test_inconsistent_repeats_are_read_as_written_and_flagged(self):
         (raw,) = read_raw("music21:bach/bwv277.krn")  # its repeat marks do not pair up
         assert raw.repeats_as_written and len(raw.notes) > 200
