@@ -223,7 +223,13 @@ def _raw_from_music21(stream, name: str) -> list[RawPiece]:
     tempos, signatures = _music21_metadata(stream)
     return [
         RawPiece(
-            arr, SCORE_TICKS_PER_QUARTER, tempos, signatures, name, drums, repeats_as_written=as_written,
+            arr,
+            SCORE_TICKS_PER_QUARTER,
+            tempos,
+            signatures,
+            name,
+            drums,
+            repeats_as_written=as_written,
             composer=composer,
         )  # fmt: skip
     ]
