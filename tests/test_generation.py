@@ -130,6 +130,38 @@ def test_fast_sampling_loop_equals_generate(tokenizer, tiny_model, kind, setting
     assert got.tolist() == expected.tolist()
 
 
+@pytest.mark.parametrize(
+    "attention",
+    [
+        {"attn_implementation": "sdpa"},
+        {"attn_implementation": "maia_sparse_fixed", "sparse_block": 8, "sparse_summary": 2},
+        {
+            "attn_implementation": "maia_sparse_fixed",
+            "sparse_block": 8,
+            "sparse_summary": 2,
+            "sparse_per_head_summary": True,
+        },
+        {"attn_implementation": "maia_sparse_strided", "sparse_block": 4, "sparse_summary": 2},
+    ],
+    ids=["dense", "fixed", "fixed-per-head", "strided"],
+)
+def test_lean_decoder_gives_the_models_own_logits(tokenizer, attention):
+    """The decoding fast path (preallocated keys and values, no per-layer machinery) changes no logit."""
+    from maia_hf.generation import _LeanGPT2
+
+    torch.manual_seed(0)
+    config = MaiaConfig(vocab_size=len(tokenizer), **{**TINY_GPT, "n_positions": 64, **attention})
+    model = MaiaForCausalLM(config).eval()
+    ids = torch.randint(4, 200, (2, 40))
+    with torch.inference_mode():
+        full = model(input_ids=ids).logits
+        assert _LeanGPT2.applies(model, 40)
+        lean = _LeanGPT2(model, batch=2, total_length=40)
+        steps = [lean.prefill(ids[:, :13])] + [lean.step(ids[:, t]) for t in range(13, 39)]
+    torch.testing.assert_close(torch.stack(steps, dim=1), full[:, 12:39], rtol=1e-5, atol=1e-5)
+    assert not _LeanGPT2.applies(model, 65)  # past the model's positions: the plain path
+
+
 def test_streamer_hands_over_every_note(tokenizer, tiny_model):
     notes = []
     (result,) = continue_piece(
