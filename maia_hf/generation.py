@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from transformers import (
     LogitsProcessor,
-    LogitsProcessorList,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
@@ -570,7 +569,8 @@ def sample(
         `torch.LongTensor` of shape ``(batch, prompt + new)``; a sequence stops after ``eos_token_id`` and is
         padded with ``pad_token_id`` while others go on.
     """
-    processors = LogitsProcessorList(list(logits_processor or []) + _warpers(temperature, top_k, top_p))
+    # Called one by one: LogitsProcessorList inspects every processor's signature at every step.
+    processors = list(logits_processor or []) + _warpers(temperature, top_k, top_p)
     batch, length = input_ids.shape
     ids = torch.full((batch, length + max_new_tokens), pad_token_id or 0, dtype=torch.long, device=input_ids.device)
     ids[:, :length] = input_ids
@@ -587,7 +587,9 @@ def sample(
         else:
             out = model(input_ids=step_input, cache=cache, use_cache=True, logits_to_keep=1)
             cache, logits = out.cache, out.logits[:, -1]
-        scores = processors(ids[:, :length], logits.float())
+        scores = logits.float()
+        for processor in processors:
+            scores = processor(ids[:, :length], scores)
         if do_sample:
             token = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
         else:
