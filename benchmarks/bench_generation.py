@@ -14,27 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import torch
+from machine import describe  # benchmarks/machine.py
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "benchmarks" / "generation.json"
 REPORT = REPO / "docs" / "benchmarks" / "generation.md"
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line), "")
-        cores = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("CPU(s)")), "")
-        return f"{model}, {cores} cores" if model else platform.processor()
-    except OSError:
-        return platform.processor()
 
 
 def load(model_dir):
@@ -91,7 +80,7 @@ def main() -> None:
     med = statistics.median
     row = {
         "model": name,
-        "machine": machine(),
+        "machine": describe(),
         "date": time.strftime("%Y-%m-%d"),
         "torch": torch.__version__,
         "runs": args.runs,

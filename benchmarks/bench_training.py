@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,20 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe  # benchmarks/machine.py
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "benchmarks" / "training.json"
 REPORT = REPO / "docs" / "benchmarks" / "training.md"
 CONFIG = REPO / "recipes" / "configs" / "maia-seed.yaml"
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line), "")
-        cores = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("CPU(s)")), "")
-        return f"{model}, {cores} cores" if model else platform.processor()
-    except OSError:
-        return platform.processor()
 
 
 def plain_loop(dataset_dir: str, batch_size: int, steps: int, warmup: int, out: str) -> None:
@@ -136,7 +127,7 @@ def main() -> None:
     ratios = [p / r for p, r in zip(runs["plain"], runs["recipe"], strict=True)]
     overhead = statistics.median(ratios) - 1
     row = {
-        "machine": machine(),
+        "machine": describe(),
         "date": time.strftime("%Y-%m-%d"),
         "threads": int(os.environ["OMP_NUM_THREADS"]),
         "model": "maia-seed (4.94 M parameters, dropout 0.1)",
