@@ -502,6 +502,8 @@ class _LeanGPT2:
         self.keys = torch.empty(shape, dtype=first.dtype, device=first.device)
         self.values = torch.empty_like(self.keys)
         self.length = 0
+        self._cached_layers = None
+        self._pattern_rows = None
 
     def prefill(self, input_ids: torch.LongTensor) -> torch.Tensor:
         """Run the prompt through the model; keep its keys and values; return the last position's logits."""
@@ -513,29 +515,61 @@ class _LeanGPT2:
         self.length = n
         return out.logits[:, -1]
 
+    def _layers(self):
+        """Per block: its tensors and functions, looked up once (the step runs them directly)."""
+        if self._cached_layers is None:
+            layers = []
+            for block in self.transformer.h:
+                a, m = block.attn, block.mlp
+                layers.append((
+                    (block.ln_1.normalized_shape, block.ln_1.weight, block.ln_1.bias, block.ln_1.eps),
+                    a.c_attn.bias, a.c_attn.weight, a.split_size, a.scaling, a.c_proj.bias, a.c_proj.weight,
+                    (block.ln_2.normalized_shape, block.ln_2.weight, block.ln_2.bias, block.ln_2.eps),
+                    m.c_fc.bias, m.c_fc.weight, m.act, m.c_proj.bias, m.c_proj.weight,
+                ))  # fmt: skip
+            self._cached_layers = layers
+        return self._cached_layers
+
+    def _mask(self, position: int, batch: int):
+        """The pattern's row for the query at ``position`` (None for dense attention)."""
+        if self.pattern is None:
+            return None
+        if self._pattern_rows is None:
+            n = self.keys.shape[3]
+            device = self.keys.device
+            heads = torch.arange(self.n_head if self.pattern.varies_by_head else 1, device=device)
+            q_pos, kv_pos = torch.arange(n, device=device)[:, None], torch.arange(n, device=device)[None, :]
+            rows = self.pattern.allows(heads[:, None, None], q_pos, kv_pos) & (kv_pos <= q_pos)
+            self._pattern_rows = torch.broadcast_to(rows, (len(heads), n, n))
+        rows = self._pattern_rows
+        return rows[:, position : position + 1, : position + 1][None].expand(batch, -1, -1, -1)
+
     def step(self, tokens: torch.LongTensor) -> torch.Tensor:
-        """Logits after appending ``tokens`` (one per sequence)."""
+        """Logits after appending ``tokens`` (one per sequence).
+
+        The operations of GPT-2's blocks as transformers runs them (``Conv1D`` is ``addmm`` on the 2D
+        view; ``LayerNorm`` is ``layer_norm``), minus the module calls around them.
+        """
         t = self.transformer
         position = self.length
         hidden = t.wte(tokens[:, None]) + t.wpe.weight[position]
-        mask = None
-        if self.pattern is not None:
-            keys = torch.arange(position + 1, device=tokens.device)
-            heads = torch.arange(self.n_head if self.pattern.varies_by_head else 1, device=tokens.device)
-            mask = self.pattern.allows(heads[None, :, None, None], torch.tensor(position), keys)
-            mask = torch.broadcast_to(mask, (tokens.shape[0], len(heads), 1, position + 1))
         batch, width = hidden.shape[0], hidden.shape[-1]
-        for i, block in enumerate(t.h):
-            attn = block.attn
-            x = block.ln_1(hidden)
-            q, k, v = attn.c_attn(x).split(attn.split_size, dim=2)
-            q = q.view(batch, 1, self.n_head, self.head_dim).transpose(1, 2)
-            self.keys[i, :, :, position] = k.view(batch, self.n_head, self.head_dim)
-            self.values[i, :, :, position] = v.view(batch, self.n_head, self.head_dim)
+        mask = self._mask(position, batch)
+        n_head, head_dim = self.n_head, self.head_dim
+        for i, layer in enumerate(self._layers()):
+            ln_1, attn_b, attn_w, split, scaling, proj_b, proj_w, ln_2, fc_b, fc_w, act, out_b, out_w = layer
+            x = F.layer_norm(hidden, *ln_1)
+            q, k, v = torch.addmm(attn_b, x.view(-1, width), attn_w).view(batch, 1, -1).split(split, dim=2)
+            q = q.view(batch, 1, n_head, head_dim).transpose(1, 2)
+            self.keys[i, :, :, position] = k.view(batch, n_head, head_dim)
+            self.values[i, :, :, position] = v.view(batch, n_head, head_dim)
             keys, values = self.keys[i, :, :, : position + 1], self.values[i, :, :, : position + 1]
-            a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=attn.scaling)
-            hidden = attn.c_proj(a.transpose(1, 2).reshape(batch, 1, width)) + hidden
-            hidden = block.mlp.c_proj(block.mlp.act(block.mlp.c_fc(block.ln_2(hidden)))) + hidden
+            a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=scaling)
+            a = a.transpose(1, 2).reshape(batch, 1, width)
+            hidden = torch.addmm(proj_b, a.view(-1, width), proj_w).view(batch, 1, width) + hidden
+            x = F.layer_norm(hidden, *ln_2)
+            x = act(torch.addmm(fc_b, x.view(-1, width), fc_w))
+            hidden = torch.addmm(out_b, x, out_w).view(batch, 1, width) + hidden
         self.length += 1
         return self.model.lm_head(t.ln_f(hidden))[:, -1]
 
