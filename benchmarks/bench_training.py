@@ -48,7 +48,8 @@ def plain_loop(dataset_dir: str, batch_size: int, steps: int, warmup: int, out: 
     model.train()
     tokens, began = 0, None
     for step in range(steps):
-        batch = collate(train[order[step * batch_size : (step + 1) * batch_size]]["input_ids"], data_args.seq_len, 0)
+        rows = train[order[step * batch_size : (step + 1) * batch_size]]["input_ids"]
+        batch = collate(rows, data_args.seq_len, tokenizer.pad_token_id)
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -502,8 +502,32 @@ class _LeanGPT2:
         self.keys = torch.empty(shape, dtype=first.dtype, device=first.device)
         self.values = torch.empty_like(self.keys)
         self.length = 0
-        self._cached_layers = None
-        self._pattern_rows = None
+        # Per block, its tensors and functions, looked up once: the step runs them directly.
+        self.layers = [
+            (
+                (b.ln_1.normalized_shape, b.ln_1.weight, b.ln_1.bias, b.ln_1.eps),
+                b.attn.c_attn.bias,
+                b.attn.c_attn.weight,
+                b.attn.split_size,
+                b.attn.scaling,
+                b.attn.c_proj.bias,
+                b.attn.c_proj.weight,
+                (b.ln_2.normalized_shape, b.ln_2.weight, b.ln_2.bias, b.ln_2.eps),
+                b.mlp.c_fc.bias,
+                b.mlp.c_fc.weight,
+                b.mlp.act,
+                b.mlp.c_proj.bias,
+                b.mlp.c_proj.weight,
+            )  # fmt: skip
+            for b in self.transformer.h
+        ]
+        # The pattern's (heads or 1, query, key) mask over every position this decoder will reach.
+        self.pattern_rows = None
+        if self.pattern is not None:
+            heads = torch.arange(self.n_head if self.pattern.varies_by_head else 1, device=first.device)
+            positions = torch.arange(total_length, device=first.device)
+            rows = self.pattern.allows(heads[:, None, None], positions[:, None], positions[None, :])
+            self.pattern_rows = torch.broadcast_to(rows, (len(heads), total_length, total_length))
 
     def prefill(self, input_ids: torch.LongTensor) -> torch.Tensor:
         """Run the prompt through the model; keep its keys and values; return the last position's logits."""
@@ -515,35 +539,6 @@ class _LeanGPT2:
         self.length = n
         return out.logits[:, -1]
 
-    def _layers(self):
-        """Per block: its tensors and functions, looked up once (the step runs them directly)."""
-        if self._cached_layers is None:
-            layers = []
-            for block in self.transformer.h:
-                a, m = block.attn, block.mlp
-                layers.append((
-                    (block.ln_1.normalized_shape, block.ln_1.weight, block.ln_1.bias, block.ln_1.eps),
-                    a.c_attn.bias, a.c_attn.weight, a.split_size, a.scaling, a.c_proj.bias, a.c_proj.weight,
-                    (block.ln_2.normalized_shape, block.ln_2.weight, block.ln_2.bias, block.ln_2.eps),
-                    m.c_fc.bias, m.c_fc.weight, m.act, m.c_proj.bias, m.c_proj.weight,
-                ))  # fmt: skip
-            self._cached_layers = layers
-        return self._cached_layers
-
-    def _mask(self, position: int, batch: int):
-        """The pattern's row for the query at ``position`` (None for dense attention)."""
-        if self.pattern is None:
-            return None
-        if self._pattern_rows is None:
-            n = self.keys.shape[3]
-            device = self.keys.device
-            heads = torch.arange(self.n_head if self.pattern.varies_by_head else 1, device=device)
-            q_pos, kv_pos = torch.arange(n, device=device)[:, None], torch.arange(n, device=device)[None, :]
-            rows = self.pattern.allows(heads[:, None, None], q_pos, kv_pos) & (kv_pos <= q_pos)
-            self._pattern_rows = torch.broadcast_to(rows, (len(heads), n, n))
-        rows = self._pattern_rows
-        return rows[:, position : position + 1, : position + 1][None].expand(batch, -1, -1, -1)
-
     def step(self, tokens: torch.LongTensor) -> torch.Tensor:
         """Logits after appending ``tokens`` (one per sequence).
 
@@ -554,9 +549,11 @@ class _LeanGPT2:
         position = self.length
         hidden = t.wte(tokens[:, None]) + t.wpe.weight[position]
         batch, width = hidden.shape[0], hidden.shape[-1]
-        mask = self._mask(position, batch)
+        mask = None
+        if self.pattern_rows is not None:
+            mask = self.pattern_rows[None, :, position : position + 1, : position + 1].expand(batch, -1, -1, -1)
         n_head, head_dim = self.n_head, self.head_dim
-        for i, layer in enumerate(self._layers()):
+        for i, layer in enumerate(self.layers):
             ln_1, attn_b, attn_w, split, scaling, proj_b, proj_w, ln_2, fc_b, fc_w, act, out_b, out_w = layer
             x = F.layer_norm(hidden, *ln_1)
             q, k, v = torch.addmm(attn_b, x.view(-1, width), attn_w).view(batch, 1, -1).split(split, dim=2)

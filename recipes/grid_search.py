@@ -58,12 +58,10 @@ def steps_for(args: argparse.Namespace, seq_len: int, batch: int) -> int:
     return args.max_steps if args.max_steps else max(1, args.tokens // (seq_len * batch))
 
 
-def build_corpora(config: str, extra: list[str], seq_lens: list[int], out: Path) -> dict[int, Path]:
-    """One corpus per window length, from the recipe's data settings."""
+def build_corpora(data, seq_lens: list[int], out: Path) -> dict[int, Path]:
+    """One corpus per window length, from the recipe's data settings (its `DataArguments`)."""
     from maia_hf.data import build_dataset
-    from maia_hf.training import parse_arguments
 
-    _, data, _ = parse_arguments(["--config", config, *extra])
     corpora = {}
     for seq_len in seq_lens:
         path = out / f"data-{seq_len}"
@@ -164,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parse(argv)
     out = Path(args.out)
     try:
-        parse_arguments(["--config", args.config, *extra])  # unknown keys fail here, before any run
+        _, data, _ = parse_arguments(["--config", args.config, *extra])  # unknown keys fail here, before any run
         out.mkdir(parents=True, exist_ok=True)
-        corpora = build_corpora(args.config, extra, args.seq_lens, out)
+        corpora = build_corpora(data, args.seq_lens, out)
     except MaiaError as exc:
         print(f"grid_search: error: {exc}", file=sys.stderr)
         return 2

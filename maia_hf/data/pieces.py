@@ -236,8 +236,8 @@ def encode_file(task: FileTask, index: int, cache: PieceCache) -> FileResult:
 def read_task(task: FileTask, codec: NotewiseCodec):
     """The raw pieces of a task: a file through :func:`maia_hf.io.read_raw`, a dataset row through a temp file.
 
-    Score files are parsed here rather than inside ``read_raw`` so that their metadata (the composer)
-    comes with the same parse.
+    Score files are parsed here (``forceSource``, errors naming the task's label) and handed to
+    ``read_raw`` as a stream, which also reads each score's composer from its metadata.
     """
     if task.dataset_row is not None:
         return _read_dataset_row(task, codec)
@@ -263,12 +263,9 @@ def _read_score(task: FileTask):
         raise MaiaInputError(
             f"{task.label!r} could not be parsed as a {path.suffix} score by music21 ({exc}); check the file"
         ) from exc
-    scores = list(stream.scores) if isinstance(stream, music21.stream.Opus) else [stream]
-    composers = [s.metadata.composer if s.metadata is not None else None for s in scores]
     raws = read_raw(stream)
-    for raw, composer in zip(raws, composers, strict=True):
+    for raw in raws:
         raw.name = raw.name.replace("<music21 stream>", task.label, 1)
-        raw.composer = raw.composer or composer
     return raws
 
 
