@@ -19,7 +19,13 @@ the layers; its time is also shown alone) and the registered attention function 
   for an unpadded causal LM (the fused CPU kernel; no mask is materialised);
 * ``fixed-sdpa`` / ``strided-sdpa``: ``sparse_backend="sdpa"``, a boolean ``[n, n]`` mask into SDPA;
 * ``fixed-flex`` / ``strided-flex``: ``sparse_backend="flex"``, compiled FlexAttention with the pattern's
-  ``BlockMask`` (compiled once in a warm-up call that is not timed).
+  ``BlockMask`` (compiled once in a warm-up call that is not timed);
+* ``fixed-split`` / ``strided-split``: ``sparse_backend="split"``, the pattern's dense pieces through SDPA's
+  fused CPU kernel, merged by their log-sum-exps.
+
+Forward plus backward (``--no-backward`` leaves it out) is timed for every variant that has a CPU
+backward (all but flex; the ``"sdpa"`` backend up to 8k): the same call with inputs that require
+gradients, then ``backward`` of the output against a fixed random gradient.
 
 Times are CPU time of the (single-threaded) process, ``time.process_time()``: on a shared machine whose
 load exceeds its cores, wall time mostly measures the scheduler's share (wall time is shown too). Every
@@ -54,10 +60,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "sparse_attention.md"
 MARKERS = ("<!-- bench:sparse-attention:start -->", "<!-- bench:sparse-attention:end -->")
-VARIANTS = ("dense", "fixed-sdpa", "fixed-flex", "strided-sdpa", "strided-flex")
+VARIANTS = ("dense", "fixed-sdpa", "fixed-flex", "fixed-split", "strided-sdpa", "strided-flex", "strided-split")
 LENGTHS = (512, 2048, 4096, 8192, 16384)
 HEADS, HEAD_DIM = 8, 32  # maia-seed: 256 dimensions in 8 heads
 GOAL_SPEEDUP_AT_8K = 3.0
+# The "sdpa" backend's backward at 16k takes tens of seconds a call on this CPU: timed up to 8k only.
+SDPA_BACKWARD_MAX = 8192
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,7 +80,7 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def measure(variant: str, n: int, reps: int, block: int, summary: int) -> dict:
+def measure(variant: str, n: int, reps: int, block: int, summary: int, backward: bool = True) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -138,8 +146,24 @@ def measure(variant: str, n: int, reps: int, block: int, summary: int) -> dict:
         peak = _status_kib("VmHWM") - rss_before
         del output
 
+    backward_times = []
+    if backward and not variant.endswith("flex") and (n <= SDPA_BACKWARD_MAX or not variant.endswith("sdpa")):
+        q, k, v = (t.requires_grad_() for t in (q, k, v))
+        grad = torch.randn(1, n, HEADS, HEAD_DIM)
+        for rep in range(reps + 1):  # the first is a warm-up
+            start = time.process_time()
+            output = attend(make_mask())
+            if output.shape[1] != n:  # dense gives (B, H, n, d), the registered functions (B, n, H, d)
+                output = output.transpose(1, 2)
+            output.backward(grad)
+            if rep:
+                backward_times.append(time.process_time() - start)
+            q.grad = k.grad = v.grad = None
+            del output
+
     result = {
         "variant": variant,
+        "train_s": backward_times,
         "n": n,
         "mask_s": mask_times,
         "attention_s": attend_times,
@@ -148,7 +172,9 @@ def measure(variant: str, n: int, reps: int, block: int, summary: int) -> dict:
         "warmup_s": warmup,
         "peak_mib": peak / 1024,
     }
-    if variant.endswith("flex"):
+    if variant.endswith("split"):
+        result["work"] = split_work(variant, n, block, summary)
+    elif variant.endswith("flex"):
         block_mask = make_mask().block_mask
         visited = int(block_mask.kv_num_blocks.sum() + block_mask.full_kv_num_blocks.sum())
         result["work"] = visited * block_mask.BLOCK_SIZE[0] * block_mask.BLOCK_SIZE[1]
@@ -160,6 +186,17 @@ def measure(variant: str, n: int, reps: int, block: int, summary: int) -> dict:
 # --------------------------------------------------------------------------------------------
 # Parent: rounds of subprocesses, the table, the doc
 # --------------------------------------------------------------------------------------------
+
+
+def split_work(variant: str, n: int, block: int, summary: int) -> int:
+    """Scores the split backend's pieces compute (the sequence padded to whole blocks of ``l``)."""
+    blocks = -(-n // block)
+    own = blocks * block * (block + 1) // 2  # each block, causal
+    if variant.startswith("fixed"):
+        return own + sum(block * b * summary for b in range(1, blocks))  # each block x the summaries before it
+    previous = (blocks - 1) * block * (block - 1) // 2  # the rest of the previous block
+    columns = block * (blocks - 1) * blocks // 2  # positions equal modulo l, strictly causal
+    return own + previous + columns
 
 
 def attended_pairs(variant: str, n: int, block: int, summary: int) -> int:
@@ -176,6 +213,7 @@ def run_child(variant: str, n: int, args) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "MALLOC_MMAP_THRESHOLD_": "65536"}
     command = [sys.executable, __file__, "--child", variant, str(n), "--reps", str(args.reps)]
     command += ["--block", str(args.block), "--summary", str(args.summary)]
+    command += ["--no-backward"] if args.no_backward else []
     out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"{variant} at {n} failed:\n{out.stderr[-3000:]}")
@@ -205,6 +243,9 @@ def summarise(results: list[dict], args) -> dict:
                 "forward_ms": 1000 * statistics.median(t for r in runs for t in r["forward_s"]),
                 "wall_ms": 1000 * statistics.median(t for r in runs for t in r["wall_s"]),
                 "mask_ms": 1000 * statistics.median(t for r in runs for t in r["mask_s"]),
+                "train_ms": 1000 * statistics.median(t for r in runs for t in r["train_s"])
+                if runs[0]["train_s"]
+                else None,
                 "peak_mib": statistics.median(r["peak_mib"] for r in runs),
                 "work": runs[0]["work"],
                 "attended": attended_pairs(variant, n, args.block, args.summary),
@@ -227,9 +268,9 @@ def render(table, args, started: str, load: tuple) -> tuple[str, list[str]]:
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (the cores are shared). Fixed: l = {args.block}, "
         f"c = {args.summary}; strided: l = {args.block}. Median of {args.rounds} rounds x {args.reps} calls.",
         "",
-        "| tokens | variant | forward, CPU ms | of which mask | vs dense | wall ms | peak MiB | work (scores) "
-        "| attended |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| tokens | variant | forward, CPU ms | of which mask | vs dense | wall ms | peak MiB | forward + backward, "
+        "CPU ms | vs dense | work (scores) | attended |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in args.lengths:
         dense = table.get(("dense", n))
@@ -238,9 +279,15 @@ def render(table, args, started: str, load: tuple) -> tuple[str, list[str]]:
             if row is None:
                 continue
             speedup = f"{dense['forward_ms'] / row['forward_ms']:.2f}x" if dense else "-"
+            train, train_speedup = "-", "-"
+            if row["train_ms"] is not None:
+                train = f"{row['train_ms']:,.1f}"
+                if dense and dense["train_ms"] is not None:
+                    train_speedup = f"{dense['train_ms'] / row['train_ms']:.2f}x"
             lines.append(
                 f"| {n:,} | {variant} | {row['forward_ms']:,.1f} | {row['mask_ms']:,.1f} | {speedup} | "
-                f"{row['wall_ms']:,.1f} | {row['peak_mib']:,.1f} | {row['work']:,} | {row['attended']:,} |"
+                f"{row['wall_ms']:,.1f} | {row['peak_mib']:,.1f} | {train} | {train_speedup} | {row['work']:,} | "
+                f"{row['attended']:,} |"
             )
     lines += ["", f"Growth exponent of n from {args.lengths[-2]:,} to {args.lengths[-1]:,} tokens:", ""]
     lines += ["| variant | time | peak memory | work |", "|---|---:|---:|---:|"]
@@ -259,21 +306,25 @@ def render(table, args, started: str, load: tuple) -> tuple[str, list[str]]:
 
 
 def goals(table) -> list[str]:
+    """The issue's goals, for each fixed backend that ran: >= 3x dense at 8k, memory no faster than n sqrt n."""
     out = []
-    if ("dense", 8192) in table and ("fixed-flex", 8192) in table:
-        speedup = table["dense", 8192]["forward_ms"] / table["fixed-flex", 8192]["forward_ms"]
-        met = "met" if speedup >= GOAL_SPEEDUP_AT_8K else "NOT met"
-        out.append(f"Goal fixed >= {GOAL_SPEEDUP_AT_8K:.0f}x faster than dense at 8k: {speedup:.2f}x, {met}.")
-    lengths = sorted(n for v, n in table if v == "fixed-flex")
-    if len(lengths) >= 2:
-        a, b = lengths[-2], lengths[-1]
-        mem = math.log(table["fixed-flex", b]["peak_mib"] / table["fixed-flex", a]["peak_mib"]) / math.log(b / a)
-        work = math.log(table["fixed-flex", b]["work"] / table["fixed-flex", a]["work"]) / math.log(b / a)
-        met = "met" if mem <= 1.5 + 0.1 else "NOT met"
-        out.append(
-            f"Goal memory growing like n sqrt(n) (exponent <= 1.5) for fixed-flex, {a:,} -> {b:,}: peak memory "
-            f"exponent {mem:.2f}, {met}; computed scores exponent {work:.2f}."
-        )
+    for variant in ("fixed-split", "fixed-flex"):
+        if ("dense", 8192) in table and (variant, 8192) in table:
+            speedup = table["dense", 8192]["forward_ms"] / table[variant, 8192]["forward_ms"]
+            met = "met" if speedup >= GOAL_SPEEDUP_AT_8K else "NOT met"
+            out.append(
+                f"Goal fixed >= {GOAL_SPEEDUP_AT_8K:.0f}x faster than dense at 8k, {variant}: {speedup:.2f}x, {met}."
+            )
+        lengths = sorted(n for v, n in table if v == variant)
+        if len(lengths) >= 2:
+            a, b = lengths[-2], lengths[-1]
+            mem = math.log(table[variant, b]["peak_mib"] / table[variant, a]["peak_mib"]) / math.log(b / a)
+            work = math.log(table[variant, b]["work"] / table[variant, a]["work"]) / math.log(b / a)
+            met = "met" if mem <= 1.5 + 0.1 else "NOT met"
+            out.append(
+                f"Goal memory growing like n sqrt(n) (exponent <= 1.5) for {variant}, {a:,} -> {b:,}: peak memory "
+                f"exponent {mem:.2f}, {met}; computed scores exponent {work:.2f}."
+            )
     return out
 
 
@@ -338,13 +389,15 @@ def main(argv=None) -> int:
     parser.add_argument("--block", type=int, default=128)
     parser.add_argument("--summary", type=int, default=16)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--no-backward", action="store_true", help="time the forward pass only")
     parser.add_argument("--figures", action="store_true", help="only redraw the pattern PNGs")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
-        print(json.dumps(measure(args.child[0], int(args.child[1]), args.reps, args.block, args.summary)))
+        child = measure(args.child[0], int(args.child[1]), args.reps, args.block, args.summary, not args.no_backward)
+        print(json.dumps(child))
         return 0
     if args.figures:
         for path in draw_patterns(DOC.parent):
@@ -363,7 +416,12 @@ def main(argv=None) -> int:
                     f"round {round_index + 1}/{args.rounds}  {n:>6,}  {variant:<13} "
                     f"forward {1000 * statistics.median(result['forward_s']):>10,.1f} ms CPU "
                     f"{1000 * statistics.median(result['wall_s']):>10,.1f} ms wall  "
-                    f"peak {result['peak_mib']:>8,.1f} MiB",
+                    f"peak {result['peak_mib']:>8,.1f} MiB"
+                    + (
+                        f"  fwd+bwd {1000 * statistics.median(result['train_s']):>10,.1f} ms"
+                        if result["train_s"]
+                        else ""
+                    ),
                     flush=True,
                 )
     table = summarise(results, args)

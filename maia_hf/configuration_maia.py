@@ -49,9 +49,11 @@ class MaiaConfig(GPT2Config):
             give head ``h`` its own summary sub-block of ``c`` positions, the ``(h mod l/c)``-th from the end
             of each block, instead of the last ``c`` positions for every head.
         sparse_backend (`str`, *optional*, defaults to ``"sdpa"``): how the sparse patterns run:
-            ``"sdpa"`` (a boolean mask; exact everywhere, trains on CPU, dense cost) or ``"flex"``
-            (FlexAttention skipping masked blocks; inference on CPU, training on GPU; without a CPU backward
-            or dropout it falls back to ``"sdpa"`` with a warning).
+            ``"sdpa"`` (a boolean mask; exact everywhere, dense cost), ``"split"`` (the pattern cut into
+            dense pieces run by SDPA's fused CPU kernel and merged exactly: sparse cost for training and
+            inference on CPU; padded batches, cached steps and dropout use ``"sdpa"``) or ``"flex"``
+            (FlexAttention skipping masked blocks; training on GPU; without a CPU backward or dropout it
+            falls back to ``"sdpa"`` with a warning).
 
     Example:
 
@@ -83,8 +85,8 @@ class MaiaConfig(GPT2Config):
         sparse_backend: str = "sdpa",
         **kwargs,
     ):
-        if sparse_backend not in ("sdpa", "flex"):
-            raise MaiaInputError(f"unknown sparse_backend {sparse_backend!r}; choose 'sdpa' or 'flex'")
+        if sparse_backend not in ("sdpa", "flex", "split"):
+            raise MaiaInputError(f"unknown sparse_backend {sparse_backend!r}; choose 'sdpa', 'flex' or 'split'")
         if not 1 <= sparse_summary <= sparse_block:
             raise MaiaInputError(
                 f"sparse_summary must be between 1 and sparse_block ({sparse_block}), got {sparse_summary}"

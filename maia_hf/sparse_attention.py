@@ -25,6 +25,13 @@ the pattern's two sets):
   block holds one key per row at a multiple of ``l`` back, so it cannot skip blocks below the diagonal).
   FlexAttention has no CPU backward and no dropout in torch 2.13: then this step runs the ``"sdpa"``
   path instead, with a warning once (same result, dense cost).
+- ``"split"``: the pattern cut into disjoint dense pieces (for *fixed*: each block causally, and each
+  block against the summaries before it; for *strided*: each block causally, the rest of the previous
+  block, and the positions equal modulo ``l``), each run by SDPA's fused CPU kernel, which returns its
+  log-sum-exp, and merged exactly by it. Its backward pass hands every piece the merged output and
+  log-sum-exp, so each piece's kernel backward is the exact gradient of its share: sparse cost for CPU
+  training and inference alike. Padded batches, cached steps, dropout and other devices use the
+  ``"sdpa"`` path.
 
 Positions in the pattern are positions *within each sequence* (the 2D attention mask's running count),
 so a left-padded row gives the same result as the same tokens unpadded. With a KV cache the queries
@@ -49,6 +56,7 @@ __all__ = [
     "FLEX_MIN_QUERIES",
     "FlexSparseMask",
     "SparsePattern",
+    "SplitSparseMask",
     "fixed_mask_interface",
     "fixed_pattern_mask",
     "sparse_attention_forward",
@@ -56,7 +64,7 @@ __all__ = [
     "strided_pattern_mask",
 ]
 
-BACKENDS = ("sdpa", "flex")
+BACKENDS = ("sdpa", "flex", "split")
 # FlexAttention skips masked blocks only when compiled; uncompiled it is a dense reference (tests use it).
 COMPILE_FLEX = True
 _FLEX_BLOCK = 128  # FlexAttention's default block: queries and keys are visited 128 at a time
@@ -302,6 +310,14 @@ def _mask_interface_for(kind: str):
         )
         if pattern.backend == "flex" and q_length >= FLEX_MIN_QUERIES:
             return FlexSparseMask.build(pattern, request)
+        if pattern.backend == "split" and request.is_plain_prefill:
+            if request.q_index.device.type == "cpu":
+                return SplitSparseMask(pattern, q_length, lambda: request.dense(pattern))
+            _warn_once(
+                "split-device",
+                f"maia sparse attention: sparse_backend='split' runs on CPU only; on {request.q_index.device} the "
+                "'sdpa' path computes it (same result, dense cost). Use sparse_backend='flex' on a GPU.",
+            )
         return request.dense(pattern)
 
     mask_interface.__name__ = mask_interface.__qualname__ = f"{kind}_mask_interface"
@@ -514,7 +530,181 @@ def _strided_plain_block_mask(pattern: SparsePattern, n: int, device):
 
 
 # --------------------------------------------------------------------------------------------
-# The attention function (both names, both backends)
+# The "split" backend: the pattern cut into dense pieces for the fused CPU kernel, merged exactly
+# --------------------------------------------------------------------------------------------
+#
+# Each pattern is a union of disjoint pieces that are each a plain (causal or full) attention between a
+# regular slice of the queries and a regular slice of the keys. Every piece runs through SDPA's fused CPU
+# kernel, which returns its log-sum-exp; the pieces are merged exactly by their log-sum-exps (as flash
+# attention merges its tiles). The backward pass gives each piece the *merged* output and log-sum-exp,
+# which makes each piece's kernel backward the exact gradient of its share.
+#
+# fixed (l, c), sequence padded to N = nb * l, keys laid out as [summaries of blocks 0..nb-2; keys]:
+#   own    the query's block, causal                 nb groups of l x l
+#   sum b  block b against the summaries before it   one piece per block b >= 1: l x (b * c)
+# strided (l), sequence padded to N = nb * l, viewed as an (nb, l) grid:
+#   own    the query's block, causal                 (the previous l positions that share its block)
+#   prev   block b >= 1 against block b - 1, keys after the query's offset (k > q within the block), run
+#          causally on both sides reversed (offsets 0..l-2 against 1..l-1)
+#   class  the grid's columns (positions equal modulo l), strictly causal: elements 1.. against 0..
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One dense piece of a split pattern.
+
+    ``queries`` and ``keys`` map a full ``(B, H, length, d)`` tensor (queries, or the laid-out keys) to a
+    ``(B, H, groups, piece length, d)`` view; ``reverse`` runs the piece with both lengths reversed.
+    """
+
+    queries: Callable[[torch.Tensor], torch.Tensor]
+    keys: Callable[[torch.Tensor], torch.Tensor]
+    causal: bool
+    reverse: bool = False
+
+    def pack(self, view: torch.Tensor) -> torch.Tensor:
+        """``(B, H, G, L, d)`` view -> ``(B, H * G, L, d)`` input of the fused kernel."""
+        if self.reverse:
+            view = view.flip(3)
+        b, h, g, n, d = view.shape
+        return view.reshape(b, h * g, n, d)
+
+    def unpack(self, packed: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Kernel output ``(B, H * G, L, d)`` -> the ``(B, H, G, L, d)`` layout of the view ``like``."""
+        out = packed.reshape(like.shape)
+        return out.flip(3) if self.reverse else out
+
+
+def _blocks(x: torch.Tensor, l: int) -> torch.Tensor:
+    return x.view(x.shape[0], x.shape[1], x.shape[2] // l, l, x.shape[3])
+
+
+def _fixed_pieces(n_blocks: int, l: int, c: int, summaries: int) -> list[_Piece]:
+    pieces = [_Piece(lambda x: _blocks(x, l), lambda x: _blocks(x[:, :, summaries:], l), causal=True)]
+    for b in range(1, n_blocks):
+        pieces.append(
+            _Piece(
+                lambda x, b=b: x[:, :, b * l : (b + 1) * l].unsqueeze(2),
+                lambda x, b=b: x[:, :, : b * c].unsqueeze(2),
+                causal=False,
+            )
+        )
+    return pieces
+
+
+def _strided_pieces(n_blocks: int, l: int) -> list[_Piece]:
+    pieces = [_Piece(lambda x: _blocks(x, l), lambda x: _blocks(x, l), causal=True)]
+    if n_blocks > 1 and l > 1:
+        pieces.append(
+            _Piece(lambda x: _blocks(x, l)[:, :, 1:, : l - 1], lambda x: _blocks(x, l)[:, :, :-1, 1:], True, True)
+        )
+    if n_blocks > 1:
+        columns = lambda x: _blocks(x, l).transpose(2, 3)  # noqa: E731  (B, H, l, nb, d)
+        pieces.append(_Piece(lambda x: columns(x)[:, :, :, 1:], lambda x: columns(x)[:, :, :, :-1], causal=True))
+    return pieces
+
+
+def _fused_forward(q, k, v, causal: bool, scale):
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, scale=scale)
+
+
+class _SplitAttention(torch.autograd.Function):
+    """Exact attention over the union of disjoint pieces; forward and backward by SDPA's fused CPU kernel."""
+
+    @staticmethod
+    def forward(ctx, query, keys, values, pieces, scale):
+        out = torch.empty_like(query)
+        lse = query.new_empty(query.shape[:3] + (1,))
+        for piece in pieces:
+            o, l = _fused_forward(
+                piece.pack(piece.queries(query)), piece.pack(piece.keys(keys)), piece.pack(piece.keys(values)),
+                piece.causal, scale,
+            )  # fmt: skip
+            out_view, lse_view = piece.queries(out), piece.queries(lse)
+            o, l = piece.unpack(o, out_view), piece.unpack(l.unsqueeze(-1), lse_view)
+            if piece is pieces[0]:  # the first piece covers every row
+                out_view.copy_(o)
+                lse_view.copy_(l)
+                continue
+            merged = torch.logaddexp(lse_view, l)  # every piece row has keys: l is finite
+            out_view.mul_(torch.exp(lse_view - merged)).add_(o * torch.exp(l - merged))
+            lse_view.copy_(merged)
+        ctx.save_for_backward(query, keys, values, out, lse)
+        ctx.pieces, ctx.scale = pieces, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        query, keys, values, out, lse = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        grads = [torch.zeros_like(t) for t in (query, keys, values)]
+        for piece in ctx.pieces:
+            q_view, k_view = piece.queries(query), piece.keys(keys)
+            dq, dk, dv = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+                piece.pack(piece.queries(grad_out)),
+                piece.pack(q_view),
+                piece.pack(k_view),
+                piece.pack(piece.keys(values)),
+                piece.pack(piece.queries(out)),
+                piece.pack(piece.queries(lse)).squeeze(-1).contiguous(),
+                0.0,
+                piece.causal,
+                scale=ctx.scale,
+            )
+            piece.queries(grads[0]).add_(piece.unpack(dq, q_view))
+            piece.keys(grads[1]).add_(piece.unpack(dk, k_view))
+            piece.keys(grads[2]).add_(piece.unpack(dv, k_view))
+        return grads[0], grads[1], grads[2], None, None
+
+
+@dataclass
+class SplitSparseMask:
+    """What the ``"split"`` backend hands each attention layer: the pattern of an unpadded prefill.
+
+    Args:
+        pattern (`SparsePattern`): the pattern and its sizes.
+        length (`int`): queries = keys = positions ``0..length-1``.
+        dense (`Callable`): the ``"sdpa"`` backend's boolean mask, made on demand for the dropout fallback.
+    """
+
+    pattern: SparsePattern
+    length: int
+    dense: Callable[[], torch.Tensor]
+    _dense: torch.Tensor | None = field(default=None, repr=False)
+
+    def dense_mask(self) -> torch.Tensor:
+        if self._dense is None:
+            self._dense = self.dense()
+        return self._dense
+
+
+def _split_forward(query, key, value, mask: SplitSparseMask, scaling) -> torch.Tensor:
+    pattern, n = mask.pattern, query.shape[2]
+    if key.shape[2] != n or n != mask.length:
+        raise MaiaInputError(
+            f"the split sparse mask was made for {mask.length} tokens, the layer got {n} and {key.shape[2]}"
+        )
+    l = pattern.block
+    n_blocks = -(-n // l)
+    pad = (0, 0, 0, n_blocks * l - n)
+    query, key, value = (F.pad(t, pad) if pad[3] else t.contiguous() for t in (query, key, value))
+    if pattern.kind == "strided":
+        pieces = _strided_pieces(n_blocks, l)
+    else:
+        slots, slot_pos = _summary_slots(pattern, n_blocks, query.shape[1], query.device)  # (H or 1, S)
+        if slot_pos.shape[0] == 1:
+            gather = lambda t: t[:, :, slot_pos[0]]  # noqa: E731
+        else:
+            index = slot_pos[None, :, :, None].expand(query.shape[0], -1, -1, query.shape[3])
+            gather = lambda t: t.gather(2, index)  # noqa: E731
+        key, value = (torch.cat([gather(t), t], dim=2) for t in (key, value))
+        pieces = _fixed_pieces(n_blocks, l, pattern.summary, slots)
+    output = _SplitAttention.apply(query, key, value, pieces, scaling)
+    return output[:, :, :n].transpose(1, 2).contiguous()
+
+
+# --------------------------------------------------------------------------------------------
+# The attention function (both names, every backend)
 # --------------------------------------------------------------------------------------------
 
 _compiled_flex = None
@@ -580,6 +770,15 @@ def sparse_attention_forward(
             reason,
             f"maia sparse attention: {reason}; computing with SDPA and a boolean mask instead (same result, "
             "dense cost). For training on CPU set sparse_backend='sdpa'.",
+        )
+        attention_mask = attention_mask.dense_mask()
+    if isinstance(attention_mask, SplitSparseMask):
+        if dropout == 0:
+            return _split_forward(query, key, value, attention_mask, scaling), None
+        _warn_once(
+            "split-dropout",
+            f"maia sparse attention: the split backend has no attention dropout (attn_pdrop={dropout}); computing "
+            "with SDPA and a boolean mask instead (same result, dense cost).",
         )
         attention_mask = attention_mask.dense_mask()
     output = F.scaled_dot_product_attention(

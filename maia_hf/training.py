@@ -54,6 +54,10 @@ class ModelArguments:
     n_embd: int | None = field(default=None, metadata={"help": "override the preset's width"})
     n_inner: int | None = field(default=None, metadata={"help": "override the preset's inner width"})
     dropout: float = field(default=0.1, metadata={"help": "residual, embedding and attention dropout"})
+    attention_dropout: float | None = field(
+        default=None,
+        metadata={"help": "attention dropout alone (default: --dropout); the split and flex backends need 0"},
+    )
     attn_implementation: str | None = field(
         default=None, metadata={"help": "sdpa, eager, maia_sparse_fixed, maia_sparse_strided"}
     )
@@ -63,7 +67,11 @@ class ModelArguments:
         default=None, metadata={"help": "fixed pattern: a different summary sub-block per head"}
     )
     sparse_backend: str | None = field(
-        default=None, metadata={"help": "sdpa (everywhere) or flex (skips masked blocks; GPU training, no dropout)"}
+        default=None,
+        metadata={
+            "help": "sdpa (a boolean mask, everywhere), split (sparse cost on CPU, training too) or flex (GPU "
+            "training); split and flex need --attention_dropout 0"
+        },
     )
     lstm_hidden_size: int = field(default=512, metadata={"help": "LSTM units per layer"})
     lstm_embedding_dim: int = field(default=4, metadata={"help": "LSTM token embedding width"})
@@ -222,7 +230,8 @@ def build_model(args: ModelArguments, tokenizer, seq_len: int):
         if getattr(args, k) is not None
     }
     n_positions = args.n_positions or max(seq_len, 0)
-    dropout = {"resid_pdrop": args.dropout, "embd_pdrop": args.dropout, "attn_pdrop": args.dropout}
+    attention_dropout = args.dropout if args.attention_dropout is None else args.attention_dropout
+    dropout = {"resid_pdrop": args.dropout, "embd_pdrop": args.dropout, "attn_pdrop": attention_dropout}
     config = MaiaConfig.from_preset(args.preset, n_positions=n_positions, **dropout, **special, **overrides)
     if config.n_positions < seq_len:
         raise MaiaInputError(f"n_positions {config.n_positions} is shorter than seq_len {seq_len}")

@@ -1,4 +1,4 @@
-"""Sparse Transformer attention: the exact patterns, both backends against brute force, caches, padding."""
+"""Sparse Transformer attention: the exact patterns, every backend against brute force, caches, padding."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMa
 import maia_hf.sparse_attention as sparse
 from maia_hf import MaiaConfig, MaiaForCausalLM
 from maia_hf.codec import MaiaInputError
-from maia_hf.sparse_attention import FlexSparseMask, fixed_pattern_mask, strided_pattern_mask
+from maia_hf.sparse_attention import FlexSparseMask, SplitSparseMask, fixed_pattern_mask, strided_pattern_mask
 
 # Uncompiled FlexAttention applies mask_mod everywhere (a dense reference); the compiled kernel, which
 # trusts the block structure, is checked by TestFlexBlockStructure and the slow test at the end.
@@ -27,7 +27,7 @@ PATTERNS = {
     "fixed-per-head": ("maia_sparse_fixed", {"sparse_per_head_summary": True}),
     "strided": ("maia_sparse_strided", {}),
 }
-BACKENDS = ["sdpa", "flex"]
+BACKENDS = ["sdpa", "flex", "split"]
 
 
 @pytest.fixture(autouse=True)
@@ -138,7 +138,7 @@ class TestConfigAndRegistration:
             torch.testing.assert_close(loaded(ids).logits, model(ids).logits, atol=1e-5, rtol=1e-5)
 
     def test_bad_backend_is_refused_when_configured(self):
-        with pytest.raises(MaiaInputError, match="unknown sparse_backend 'cuda'; choose 'sdpa' or 'flex'"):
+        with pytest.raises(MaiaInputError, match="unknown sparse_backend 'cuda'; choose 'sdpa', 'flex' or 'split'"):
             MaiaConfig(sparse_backend="cuda")
 
     @pytest.mark.parametrize("name", ["maia_sparse_fixed", "maia_sparse_strided"])
@@ -375,18 +375,76 @@ class TestFlexFallback:
         assert sum("maia sparse attention" in str(w.message) for w in caught) == 1
 
 
-def test_recipe_config_builds_a_4k_sparse_model():
-    import yaml
+class TestSplitBackend:
+    # Lengths below, at and across l, ragged last blocks, the paper's sizes, and l = 1 and 2 (no or a
+    # one-key "previous block" piece for strided); per-head summaries need l / c >= 2.
+    @pytest.mark.parametrize(
+        ("name", "n", "block", "summary"),
+        [
+            (name, n, block, summary)
+            for name in PATTERNS
+            for n, block, summary in [(5, 8, 2), (37, 8, 2), (130, 8, 2), (300, 128, 16), (23, 2, 1), (23, 1, 1)]
+            if not (name == "fixed-per-head" and block // summary < 2)
+        ],
+    )
+    def test_gradients_equal_brute_force(self, name, n, block, summary):
+        torch.manual_seed(n)
+        q, k, v = (torch.randn(2, 4, n, 16, dtype=torch.float64, requires_grad=True) for _ in range(3))
+        output, mask = call_registered(name, "split", q, k, v, block=block, summary=summary)
+        assert isinstance(mask, SplitSparseMask)  # the split path ran, not a fallback
+        expected = brute_force(q, k, v, pattern_mask(name, n, block=block, summary=summary), 0.3)
+        torch.testing.assert_close(output, expected, atol=1e-10, rtol=1e-10)
+        grad = torch.randn_like(output)
+        for ours, theirs in zip(
+            torch.autograd.grad(output, (q, k, v), grad), torch.autograd.grad(expected, (q, k, v), grad), strict=True
+        ):
+            torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=1e-10)
 
-    recipe = yaml.safe_load((REPO / "recipes" / "configs" / "sparse-fixed-4k.yaml").read_text())
-    assert recipe["seq_len"] == recipe["n_positions"] == 4096
-    keys = ("n_positions", "attn_implementation", "sparse_block", "sparse_summary")
-    config = MaiaConfig.from_preset(recipe["preset"], **{key: recipe[key] for key in keys})
+    def test_model_trains_on_cpu_without_a_fallback(self):
+        split, sdpa = sparse_model("fixed", "split", attn_pdrop=0.0), sparse_model("fixed", "sdpa", attn_pdrop=0.0)
+        ids = torch.randint(4, 200, (2, 30))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "computing with SDPA instead"
+            losses = [m(ids, labels=ids).loss for m in (split, sdpa)]
+            for loss in losses:
+                loss.backward()
+        torch.testing.assert_close(losses[0], losses[1])
+        grads = [m.transformer.h[0].attn.c_attn.weight.grad for m in (split, sdpa)]
+        torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
+
+    @pytest.mark.parametrize("name", ["fixed", "strided"])
+    def test_padding_and_cached_steps_use_the_dense_mask(self, name):
+        q, k, v = (torch.randn(2, 4, 20, 16) for _ in range(3))
+        padded = torch.ones(2, 20, dtype=torch.long)
+        padded[0, :3] = 0
+        _, mask = call_registered(name, "split", q, k, v, attention_mask=padded)
+        assert mask.dtype == torch.bool and mask.shape[-2:] == (20, 20)
+        _, mask = call_registered(name, "split", q[:, :, -1:], k, v, q_offset=19)
+        assert mask.dtype == torch.bool and mask.shape[-2:] == (1, 20)
+
+    def test_dropout_falls_back_to_sdpa(self):
+        model = sparse_model("fixed", "split", attn_pdrop=0.5).train()
+        with torch.no_grad(), pytest.warns(UserWarning, match=r"split backend has no attention dropout"):
+            model(torch.randint(4, 200, (1, 20)))
+
+
+def test_recipe_config_builds_a_4k_sparse_model_that_trains_at_sparse_cost():
+    from maia_hf.tokenization_maia import MaiaTokenizer
+    from maia_hf.training import build_model, parse_arguments
+
+    model_args, data_args, _ = parse_arguments(["--config", str(REPO / "recipes" / "configs" / "sparse-fixed-4k.yaml")])
+    assert data_args.seq_len == model_args.n_positions == 4096
+    model = build_model(model_args, MaiaTokenizer.from_pretrained(REPO / "tokenizer"), data_args.seq_len)
+    config = model.config
     assert (config.maia_attn_implementation, config.sparse_block, config.sparse_summary) == (
         "maia_sparse_fixed",
         128,
         16,
     )
+    # The residual dropout stays; the attention's is 0, which the split backend needs to run at all.
+    assert (config.sparse_backend, config.attn_pdrop, config.resid_pdrop) == ("split", 0.0, 0.1)
+    _, mask = call_registered("fixed", config.sparse_backend, *(torch.randn(1, 2, 300, 8) for _ in range(3)))
+    assert isinstance(mask, SplitSparseMask)
 
 
 @pytest.mark.slow
