@@ -32,14 +32,18 @@ load exceeds its cores, wall time mostly measures the scheduler's share (wall ti
 (variant, length) runs in a fresh subprocess, and the rounds interleave the variants, so a change of load
 (and of cache contention, which CPU time does not remove) hits all of them alike.
 
-Peak memory is the growth of the process's resident set during one forward: ``/proc/self/clear_refs``
+Peak memory is measured in a process of its own (once, in the first round), the growth of its resident
+set during one forward: ``/proc/self/clear_refs``
 resets the kernel's high-water mark (VmHWM) after the inputs exist and the warm-up is done, then
 peak = VmHWM after the call - VmRSS before it. glibc is told to serve every allocation over 64 KiB with
 mmap (``MALLOC_MMAP_THRESHOLD_``), so freed tensors go back to the OS at once and reused heap pages cannot
-hide a buffer (without it, fixed-flex at 8k reads 8 MiB instead of 34). ``tracemalloc`` sees none of
+hide a buffer (without it, fixed-flex at 8k reads 8 MiB instead of 34). The timing processes keep
+glibc's usual allocator: with every large tensor mmapped and faulted in anew, the split backend (which
+allocates more, smaller tensors) read about 10% slower at 8k than users get. ``tracemalloc`` sees none of
 torch's allocations, which do not go through Python's allocator. ``work`` is the number of query-key
-scores the kernel computes: n(n+1)/2 for dense causal, n^2 for SDPA with a mask, and the visited blocks
-x 128 x 128 for FlexAttention; ``attended`` is the pattern's number of True entries.
+scores the kernel computes: n(n+1)/2 for dense causal, n^2 for SDPA with a mask, the visited blocks
+x 128 x 128 for FlexAttention, the pieces' sizes for split; ``attended`` is the pattern's number of True
+entries.
 """
 
 from __future__ import annotations
@@ -80,7 +84,8 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def measure(variant: str, n: int, reps: int, block: int, summary: int, backward: bool = True) -> dict:
+def measure(variant: str, n: int, reps: int, block: int, summary: int, backward: bool = True, memory: bool = False):
+    """One variant at one length: its times, or (``memory``) the peak growth of the resident set alone."""
     import torch
 
     torch.set_num_threads(1)
@@ -129,6 +134,12 @@ def measure(variant: str, n: int, reps: int, block: int, summary: int, backward:
         start = time.perf_counter()
         attend(make_mask())  # warm-up; compiles FlexAttention
         warmup = time.perf_counter() - start
+        if memory:
+            gc.collect()
+            rss_before = _status_kib("VmRSS")
+            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+            output = attend(make_mask())
+            return {"variant": variant, "n": n, "peak_mib": (_status_kib("VmHWM") - rss_before) / 1024}
         mask_times, attend_times, wall_times = [], [], []
         for _ in range(reps):
             wall, start = time.perf_counter(), time.process_time()
@@ -139,12 +150,6 @@ def measure(variant: str, n: int, reps: int, block: int, summary: int, backward:
             attend_times.append(time.process_time() - built)
             wall_times.append(time.perf_counter() - wall)
             del mask
-        gc.collect()
-        rss_before = _status_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        output = attend(make_mask())
-        peak = _status_kib("VmHWM") - rss_before
-        del output
 
     backward_times = []
     if backward and not variant.endswith("flex") and (n <= SDPA_BACKWARD_MAX or not variant.endswith("sdpa")):
@@ -170,7 +175,6 @@ def measure(variant: str, n: int, reps: int, block: int, summary: int, backward:
         "forward_s": [a + b for a, b in zip(mask_times, attend_times, strict=True)],
         "wall_s": wall_times,
         "warmup_s": warmup,
-        "peak_mib": peak / 1024,
     }
     if variant.endswith("split"):
         result["work"] = split_work(variant, n, block, summary)
@@ -209,9 +213,12 @@ def attended_pairs(variant: str, n: int, block: int, summary: int) -> int:
     return sum(min(i + 1, block) + i // block for i in rows)
 
 
-def run_child(variant: str, n: int, args) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "MALLOC_MMAP_THRESHOLD_": "65536"}
+def run_child(variant: str, n: int, args, memory: bool = False) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    if memory:  # times are taken with glibc's usual allocator, which reuses freed memory as users get it
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     command = [sys.executable, __file__, "--child", variant, str(n), "--reps", str(args.reps)]
+    command += ["--memory"] if memory else []
     command += ["--block", str(args.block), "--summary", str(args.summary)]
     command += ["--no-backward"] if args.no_backward else []
     out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -246,7 +253,7 @@ def summarise(results: list[dict], args) -> dict:
                 "train_ms": 1000 * statistics.median(t for r in runs for t in r["train_s"])
                 if runs[0]["train_s"]
                 else None,
-                "peak_mib": statistics.median(r["peak_mib"] for r in runs),
+                "peak_mib": statistics.median(r["peak_mib"] for r in runs if "peak_mib" in r),
                 "work": runs[0]["work"],
                 "attended": attended_pairs(variant, n, args.block, args.summary),
                 "warmup_s": max(r["warmup_s"] for r in runs),
@@ -393,10 +400,12 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", action="store_true", help="only redraw the pattern PNGs")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
-        child = measure(args.child[0], int(args.child[1]), args.reps, args.block, args.summary, not args.no_backward)
+        variant, n = args.child[0], int(args.child[1])
+        child = measure(variant, n, args.reps, args.block, args.summary, not args.no_backward, args.memory)
         print(json.dumps(child))
         return 0
     if args.figures:
@@ -411,12 +420,14 @@ def main(argv=None) -> int:
         for n in args.lengths:
             for variant in args.variants:
                 result = run_child(variant, n, args)
+                if round_index == 0:  # peak memory does not vary with the load: measured once
+                    result["peak_mib"] = run_child(variant, n, args, memory=True)["peak_mib"]
                 results.append(result)
                 print(
                     f"round {round_index + 1}/{args.rounds}  {n:>6,}  {variant:<13} "
                     f"forward {1000 * statistics.median(result['forward_s']):>10,.1f} ms CPU "
                     f"{1000 * statistics.median(result['wall_s']):>10,.1f} ms wall  "
-                    f"peak {result['peak_mib']:>8,.1f} MiB"
+                    + (f"peak {result['peak_mib']:>8,.1f} MiB" if "peak_mib" in result else "")
                     + (
                         f"  fwd+bwd {1000 * statistics.median(result['train_s']):>10,.1f} ms"
                         if result["train_s"]

@@ -87,7 +87,11 @@ class MaiaConfig(GPT2Config):
     ):
         if sparse_backend not in ("sdpa", "flex", "split"):
             raise MaiaInputError(f"unknown sparse_backend {sparse_backend!r}; choose 'sdpa', 'flex' or 'split'")
-        if not 1 <= sparse_summary <= sparse_block:
+        chosen = kwargs.get("attn_implementation") or maia_attn_implementation
+        if chosen in ("maia_sparse_fixed", "maia_sparse_strided") and sparse_block < 1:
+            raise MaiaInputError(f"sparse_block must be a positive block length, got {sparse_block}")
+        # The summary belongs to the fixed pattern alone (a strided stride below 16 needs no summary).
+        if chosen == "maia_sparse_fixed" and not 1 <= sparse_summary <= sparse_block:
             raise MaiaInputError(
                 f"sparse_summary must be between 1 and sparse_block ({sparse_block}), got {sparse_summary}"
             )
@@ -95,7 +99,6 @@ class MaiaConfig(GPT2Config):
         self.sparse_summary = sparse_summary
         self.sparse_per_head_summary = sparse_per_head_summary
         self.sparse_backend = sparse_backend
-        chosen = kwargs.get("attn_implementation") or maia_attn_implementation
         if chosen is not None:
             kwargs["attn_implementation"] = chosen
         self.maia_attn_implementation = chosen

@@ -137,6 +137,13 @@ class TestConfigAndRegistration:
         with torch.no_grad():
             torch.testing.assert_close(loaded(ids).logits, model(ids).logits, atol=1e-5, rtol=1e-5)
 
+    def test_summary_is_checked_for_the_fixed_pattern_only(self):
+        assert MaiaConfig(attn_implementation="maia_sparse_strided", sparse_block=8).sparse_block == 8
+        with pytest.raises(MaiaInputError, match=r"sparse_summary must be between 1 and sparse_block \(8\), got 16"):
+            MaiaConfig(attn_implementation="maia_sparse_fixed", sparse_block=8)
+        with pytest.raises(MaiaInputError, match="sparse_block must be a positive block length, got 0"):
+            MaiaConfig(attn_implementation="maia_sparse_strided", sparse_block=0)
+
     def test_bad_backend_is_refused_when_configured(self):
         with pytest.raises(MaiaInputError, match="unknown sparse_backend 'cuda'; choose 'sdpa', 'flex' or 'split'"):
             MaiaConfig(sparse_backend="cuda")
