@@ -70,6 +70,10 @@ class NotewiseConstraintProcessor(LogitsProcessor):
         max_polyphony (`int`, *optional*, defaults to 12): most notes sounding at once.
         end_step (`int`, *optional*): stop time exactly here (a bar line): no wait may pass it, and once
             there only note-offs and then ``<end>`` are allowed.
+        max_note_steps (`int`, *optional*): longest a note may sound, in steps. No wait may carry a note
+            past it, and a note that has reached it is closed before anything else is written (at most
+            one step later where this step's order of offs and ons no longer lets it close). Without it a
+            model whose window has lost a note's onset can hold that note for many bars.
 
     Attributes:
         interventions (`int`): sampling steps (summed over the batch) at which the model's most likely
@@ -79,11 +83,16 @@ class NotewiseConstraintProcessor(LogitsProcessor):
         out_of_budget (`bool`): the token budget ran short and forced the notes closed early.
     """
 
-    def __init__(self, tokenizer, max_new_tokens: int, max_polyphony: int = 12, end_step=None):
+    def __init__(
+        self, tokenizer, max_new_tokens: int, max_polyphony: int = 12, end_step=None, max_note_steps: int | None = None
+    ):
+        if max_note_steps is not None and max_note_steps < 1:
+            raise MaiaInputError(f"max_note_steps must be at least 1 step, got {max_note_steps}")
         self.layout = _Layout(tokenizer)
         self.max_new_tokens = max_new_tokens
         self.max_polyphony = max_polyphony
         self.end_step = end_step
+        self.max_note_steps = max_note_steps
         self.interventions = 0
         self.masked_mass = 0.0
         self.steps = 0
@@ -185,10 +194,23 @@ class NotewiseConstraintProcessor(LogitsProcessor):
         # While finishing, only the lowest one, so the ascending order can never block the rest.
         lowest = torch.where(can_close, pitches[None, :], n).min(dim=1).values
         can_close = torch.where(finishing[:, None], pitches[None, :] == lowest[:, None], can_close)
+
+        # The longest note: one that has sounded max_note_steps closes now, before any note-on (offs
+        # ascend, so only pitches up to it may close first), and no wait may carry a note past the limit.
+        wait_cap = torch.full_like(self._now, lay.max_wait)
+        overdue_now = torch.zeros_like(finishing)
+        if self.max_note_steps is not None:
+            held = torch.where(self._sounding, self._now[:, None] - self._onset, 0)
+            overdue = (held >= self.max_note_steps) & can_close
+            overdue_now = overdue.any(dim=1) & ~finishing
+            first_overdue = torch.where(overdue, pitches[None, :], n).min(dim=1).values
+            can_close &= ~overdue_now[:, None] | (pitches[None, :] <= first_overdue[:, None])
+            # A note that cannot close in this step (its turn in the order has passed) waits one step.
+            wait_cap = (self.max_note_steps - held.max(dim=1).values).clamp(min=1, max=lay.max_wait)
         allowed[:, lay.off : lay.off + n] = can_close
 
         # Note-ons: silent pitches above this step's last note-on, under the polyphony cap.
-        may_start = ~finishing & (n_sounding < self.max_polyphony)
+        may_start = ~finishing & ~overdue_now & (n_sounding < self.max_polyphony)
         order_ok = (self._phase[:, None] < 2) | after_last
         allowed[:, lay.on : lay.on + n] = ~self._sounding & order_ok & may_start[:, None]
         if lay.n_velocity:
@@ -196,7 +218,7 @@ class NotewiseConstraintProcessor(LogitsProcessor):
 
         # Waits: never past the end step; while finishing, one step and only if a note cannot close yet.
         k = torch.arange(1, lay.max_wait + 1, device=device)
-        waits = k[None, :] <= remaining[:, None]
+        waits = (k[None, :] <= remaining[:, None]) & (k[None, :] <= wait_cap[:, None]) & ~overdue_now[:, None]
         waits &= ((self._last_wait == 0) | (self._last_wait == lay.max_wait))[:, None]
         blocked = (n_sounding > 0) & ~can_close.any(dim=1)
         waits &= ~finishing[:, None] | (blocked[:, None] & (k[None, :] == 1))
@@ -359,6 +381,7 @@ def continue_piece(
     seed: int | None = None,
     num_return_sequences: int = 1,
     max_polyphony: int = 12,
+    max_note_quarters: float | None = 16.0,
     constrained: bool = True,
     progress: bool = True,
     on_note=None,
@@ -377,6 +400,9 @@ def continue_piece(
         top_k (`int`, *optional*, defaults to 5), top_p, temperature: sampling settings.
         seed (`int`, *optional*): makes the output reproducible.
         num_return_sequences (`int`, *optional*, defaults to 1)
+        max_polyphony (`int`, *optional*, defaults to 12): most notes sounding at once.
+        max_note_quarters (`float`, *optional*, defaults to 16): longest note, in quarter notes (four bars of
+            4/4); None lets notes sound for as long as the model holds them.
         constrained (`bool`, *optional*, defaults to `True`): apply :class:`NotewiseConstraintProcessor`.
         on_note (*optional*): callback ``(pitch, start, end)`` for each note as it is completed (first sequence).
 
@@ -394,6 +420,7 @@ def continue_piece(
         lines = prompt.bar_lines(spq, until=start + bars * 16 * spq + 1)
         end_step = [b for b in lines if b > start][bars - 1]
     budget = max_new_tokens or (160 * bars if bars else 1024)
+    max_note_steps = None if max_note_quarters is None else max(round(max_note_quarters * spq), 1)
     history = prompt_ids(tokenizer, prompt, composer, end_step=start)
     settings = {
         "do_sample": True, "top_k": top_k, "top_p": top_p, "temperature": temperature,
@@ -404,7 +431,7 @@ def continue_piece(
         torch.manual_seed(seed)
     results = []
     for index in range(num_return_sequences):
-        processor = NotewiseConstraintProcessor(tokenizer, budget, max_polyphony, end_step)
+        processor = NotewiseConstraintProcessor(tokenizer, budget, max_polyphony, end_step, max_note_steps)
         streamer = NoteStreamer(
             tokenizer, on_note=on_note if index == 0 else None, bar_lines=bar_lines, start_step=start,
             progress=progress,

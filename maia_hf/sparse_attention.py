@@ -386,8 +386,20 @@ def _summary_slots(pattern: SparsePattern, n_blocks: int, n_head: int, device) -
     return slots, ((s // c) * l + start + s % c).expand(heads.shape[0], -1)
 
 
+class _DenseFallback:
+    """The ``"sdpa"`` backend's boolean mask of a fast-path mask, made once, on demand (fallbacks)."""
+
+    dense: Callable[[], torch.Tensor]
+    _dense: torch.Tensor | None
+
+    def dense_mask(self) -> torch.Tensor:
+        if self._dense is None:
+            self._dense = self.dense()
+        return self._dense
+
+
 @dataclass
-class FlexSparseMask:
+class FlexSparseMask(_DenseFallback):
     """What the ``"flex"`` backend hands each attention layer (built once per forward).
 
     Args:
@@ -403,11 +415,6 @@ class FlexSparseMask:
     summary_index: torch.Tensor | None
     dense: Callable[[], torch.Tensor]
     _dense: torch.Tensor | None = field(default=None, repr=False)
-
-    def dense_mask(self) -> torch.Tensor:
-        if self._dense is None:
-            self._dense = self.dense()
-        return self._dense
 
     @classmethod
     def build(cls, pattern: SparsePattern, request: _MaskRequest) -> FlexSparseMask:
@@ -658,7 +665,7 @@ class _SplitAttention(torch.autograd.Function):
 
 
 @dataclass
-class SplitSparseMask:
+class SplitSparseMask(_DenseFallback):
     """What the ``"split"`` backend hands each attention layer: the pattern of an unpadded prefill.
 
     Args:
@@ -671,11 +678,6 @@ class SplitSparseMask:
     length: int
     dense: Callable[[], torch.Tensor]
     _dense: torch.Tensor | None = field(default=None, repr=False)
-
-    def dense_mask(self) -> torch.Tensor:
-        if self._dense is None:
-            self._dense = self.dense()
-        return self._dense
 
 
 def _split_forward(query, key, value, mask: SplitSparseMask, scaling) -> torch.Tensor:

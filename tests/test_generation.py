@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maia_hf import MaiaConfig, MaiaForCausalLM, MaiaLstmConfig, MaiaLstmForCausalLM
-from maia_hf.codec import MaiaTokenError, NoteArray, Piece, TimeSignature
+from maia_hf.codec import MaiaInputError, MaiaTokenError, NoteArray, Piece, TimeSignature
 from maia_hf.compose import read_prompt
 from maia_hf.generation import NotewiseConstraintProcessor, continue_piece, prompt_ids, sample
 from maia_hf.io import load_pieces
@@ -23,10 +23,10 @@ def tiny_model(tokenizer):
     return MaiaForCausalLM(MaiaConfig(vocab_size=len(tokenizer), **{**TINY_GPT, "n_positions": 96})).eval()
 
 
-def sample_with_random_logits(tokenizer, prompt: list[int], budget, end_step, polyphony, seed, spikes):
+def sample_with_random_logits(tokenizer, prompt: list[int], budget, end_step, polyphony, seed, spikes, longest=None):
     """Drive the processor by hand with random logits (spiky, to tempt it into every kind of mistake)."""
     gen = torch.Generator().manual_seed(seed)
-    processor = NotewiseConstraintProcessor(tokenizer, budget, polyphony, end_step)
+    processor = NotewiseConstraintProcessor(tokenizer, budget, polyphony, end_step, max_note_steps=longest)
     ids = torch.tensor([prompt])
     for _ in range(budget):
         scores = torch.randn(1, len(tokenizer), generator=gen) * spikes
@@ -61,17 +61,48 @@ def assert_well_formed(tokenizer, prompt, new, polyphony):
     polyphony=st.integers(1, 6),
     bars=st.sampled_from([None, 1, 2]),
     spikes=st.sampled_from([1.0, 8.0]),
+    longest=st.sampled_from([None, 1, 5, 30]),
 )
-def test_random_logits_never_give_ill_formed_output(tokenizer, seed, budget, polyphony, bars, spikes):
+def test_random_logits_never_give_ill_formed_output(tokenizer, seed, budget, polyphony, bars, spikes, longest):
     prompt = prompt_ids(tokenizer, Piece(NoteArray.from_lists([60, 64], [0, 0], [12, 24])), "bach", end_step=48)
     end_step = None if bars is None else 48 + 48 * bars
-    new, processor = sample_with_random_logits(tokenizer, prompt, budget, end_step, polyphony, seed, spikes)
+    new, processor = sample_with_random_logits(tokenizer, prompt, budget, end_step, polyphony, seed, spikes, longest)
     assert len(new) <= budget
     assert new[-1] == tokenizer.eos_token_id  # every run closes its notes and ends within the budget
     result = assert_well_formed(tokenizer, prompt, new[:-1], polyphony)
     if end_step is not None and not processor.out_of_budget:
         assert result.total_steps == end_step  # stopped exactly at the bar line
     assert processor.steps == len(new)
+    if longest is not None:  # one step over at most, where the order of offs within a step made it wait
+        new_notes = result.notes.take(result.notes.start >= 48)
+        assert (new_notes.end - new_notes.start).max(initial=0) <= longest + 1
+
+
+def test_longest_note_rule_closes_a_held_note(tokenizer):
+    # A model that only ever wants to wait: without the rule the note sounds to the end of the budget.
+    prompt = prompt_ids(tokenizer, Piece(NoteArray.from_lists([60], [0], [6])), "bach", end_step=12)
+    prompt = prompt[:-1] if tokenizer.convert_ids_to_tokens(prompt[-1]).startswith("wait") else prompt
+    held = tokenizer.convert_tokens_to_ids(["p62", "endp62"])
+    lengths = {}
+    for longest in (None, 24):
+        processor = NotewiseConstraintProcessor(tokenizer, 60, max_note_steps=longest)
+        ids = torch.tensor([prompt + held[:1]])
+        for _ in range(40):
+            scores = torch.zeros(1, len(tokenizer))
+            scores[0, tokenizer.convert_tokens_to_ids("wait12")] = 20.0
+            scores[0, tokenizer.convert_tokens_to_ids("wait1")] = 10.0
+            ids = torch.cat([ids, processor(ids, scores).argmax(-1, keepdim=True)], dim=1)
+        words = tokenizer.convert_ids_to_tokens(ids[0, len(prompt) :].tolist())
+        waits = (
+            [int(w[4:]) for w in words[: words.index("endp62")] if w.startswith("wait")] if "endp62" in words else None
+        )
+        lengths[longest] = None if waits is None else sum(waits)
+    assert lengths == {None: None, 24: 24}
+
+
+def test_longest_note_must_be_positive(tokenizer):
+    with pytest.raises(MaiaInputError, match="max_note_steps must be at least 1 step, got 0"):
+        NotewiseConstraintProcessor(tokenizer, 10, max_note_steps=0)
 
 
 def test_processor_counts_its_interventions(tokenizer):
