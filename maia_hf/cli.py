@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .generation import DEFAULT_MAX_NOTE_QUARTERS
+
     parser = argparse.ArgumentParser(
         prog="maia",
         description="maia: compose classical music with the Hugging Face stack (notewise encoding, GPT-2 models).",
@@ -71,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--composer", help="composer token, e.g. mozart (default: the prompt's, else unknown)")
     p.add_argument("--seed", type=int, metavar="S", help="make the output reproducible")
     p.add_argument("--num-return-sequences", type=int, default=1, metavar="M")
+    p.add_argument(
+        "--max-note-quarters", type=float, default=DEFAULT_MAX_NOTE_QUARTERS, metavar="Q",
+        help=f"longest note in quarter notes (default {DEFAULT_MAX_NOTE_QUARTERS:g}; 0: no limit)",
+    )  # fmt: skip
     p.add_argument("--no-wav", action="store_true", help="skip the WAV rendering")
     p.add_argument("--out", type=Path, required=True, help="output .mid (MusicXML, .txt, .png, .wav beside it)")
     p.set_defaults(handler=_generate)
@@ -283,7 +289,7 @@ def _generate(args) -> int:
         model, args.prompt, args.out, prompt_bars=args.prompt_bars, bars=args.bars,
         max_new_tokens=args.max_new_tokens, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
         composer=args.composer, seed=args.seed, num_return_sequences=args.num_return_sequences,
-        wav=not args.no_wav,
+        max_note_quarters=args.max_note_quarters or None, wav=not args.no_wav,
     )  # fmt: skip
     for result in results:
         _report_generation(result)

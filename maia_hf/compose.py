@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .codec import MaiaInputError, NoteArray, NotewiseCodec, Piece
+from .generation import DEFAULT_MAX_NOTE_QUARTERS
 from .io import MIDI_SUFFIXES, SCORE_SUFFIXES, TEXT_SUFFIXES, load_pieces
 from .resources import LACRIMOSA_PROMPT
 
@@ -108,6 +109,7 @@ def compose(
     composer: str | None = None,
     seed: int | None = None,
     num_return_sequences: int = 1,
+    max_note_quarters: float | None = DEFAULT_MAX_NOTE_QUARTERS,
     wav: bool = True,
     progress: bool = True,
 ) -> list[ComposeResult]:
@@ -123,7 +125,7 @@ def compose(
     continuations = continue_piece(
         model, tokenizer, piece, composer=composer, bars=bars, max_new_tokens=max_new_tokens, top_k=top_k,
         top_p=top_p, temperature=temperature, seed=seed, num_return_sequences=num_return_sequences,
-        progress=progress,
+        max_note_quarters=max_note_quarters, progress=progress,
     )  # fmt: skip
     out = Path(out)
     results = []

@@ -367,6 +367,12 @@ def _prompt_end(piece: Piece | None, spq: int) -> int:
     return next(b for b in lines if b >= last)
 
 
+# Longest note continue_piece lets a model hold, in quarter notes. Without a limit, a note whose onset
+# has slid out of the model's window can sound for the rest of the piece (the 22-bar Lacrimosa held
+# notes for up to 132 quarters); real piano music almost never holds one past 9.
+DEFAULT_MAX_NOTE_QUARTERS = 12.0
+
+
 def continue_piece(
     model,
     tokenizer,
@@ -381,7 +387,7 @@ def continue_piece(
     seed: int | None = None,
     num_return_sequences: int = 1,
     max_polyphony: int = 12,
-    max_note_quarters: float | None = 16.0,
+    max_note_quarters: float | None = DEFAULT_MAX_NOTE_QUARTERS,
     constrained: bool = True,
     progress: bool = True,
     on_note=None,
@@ -401,8 +407,9 @@ def continue_piece(
         seed (`int`, *optional*): makes the output reproducible.
         num_return_sequences (`int`, *optional*, defaults to 1)
         max_polyphony (`int`, *optional*, defaults to 12): most notes sounding at once.
-        max_note_quarters (`float`, *optional*, defaults to 16): longest note, in quarter notes (four bars of
-            4/4); None lets notes sound for as long as the model holds them.
+        max_note_quarters (`float`, *optional*, defaults to 12): longest note, in quarter notes (three bars
+            of 4/4, two of 12/8; in piano-midi.de about 1 note in 20,000 is longer); None lets notes sound
+            for as long as the model holds them.
         constrained (`bool`, *optional*, defaults to `True`): apply :class:`NotewiseConstraintProcessor`.
         on_note (*optional*): callback ``(pitch, start, end)`` for each note as it is completed (first sequence).
 

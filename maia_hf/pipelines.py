@@ -107,12 +107,15 @@ class MusicGenerationPipeline(Pipeline):
     def _forward(self, model_inputs, generate_kwargs=None, constrained=True):
         from transformers import LogitsProcessorList
 
-        from .generation import NotewiseConstraintProcessor
+        from .generation import DEFAULT_MAX_NOTE_QUARTERS, NotewiseConstraintProcessor
 
         generate_kwargs = dict(generate_kwargs or {})
         input_ids = model_inputs["input_ids"].to(self.model.device)
         if constrained:
-            processor = NotewiseConstraintProcessor(self.tokenizer, generate_kwargs["max_new_tokens"])
+            longest = round(DEFAULT_MAX_NOTE_QUARTERS * self.tokenizer.codec.config.steps_per_quarter)
+            processor = NotewiseConstraintProcessor(
+                self.tokenizer, generate_kwargs["max_new_tokens"], max_note_steps=longest
+            )
             generate_kwargs["logits_processor"] = LogitsProcessorList([processor])
         sequences = self.model.generate(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **generate_kwargs

@@ -55,6 +55,19 @@ def test_generate_writes_every_format(model_dir, two_hands_midi, tmp_path, capsy
     assert ("wav" in printed) if shutil.which("fluidsynth") else ("no WAV: cannot write" in printed)
 
 
+def test_generate_bounds_the_longest_note(model_dir, tokenizer, tmp_path):
+    from maia_hf.io import load_pieces
+
+    longest = {}
+    for limit in ("0.5", "0"):  # 6 steps; 0: no limit
+        out = tmp_path / limit / "piece.mid"
+        args = ["generate", "--model", str(model_dir), "--max-new-tokens", "300", "--seed", "3", "--no-wav"]
+        assert main([*args, "--max-note-quarters", limit, "--out", str(out)]) == 0
+        notes = load_pieces(out.with_suffix(".txt"), tokenizer.codec)[0].notes
+        longest[limit] = int((notes.end - notes.start).max())
+    assert longest["0.5"] <= 7 < longest["0"]  # a step over at most, where a step's order made it wait
+
+
 def test_lacrimosa_continues_to_thirty_bars(model_dir, tmp_path, capsys):
     assert main(["lacrimosa", "--model", str(model_dir), "--out", str(tmp_path), "--no-wav"]) == 0
     score = symusic.Score(str(tmp_path / "lacrimosa.mid"))
