@@ -621,7 +621,8 @@ class _SplitAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, query, keys, values, pieces, scale):
         out = torch.empty_like(query)
-        lse = query.new_empty(query.shape[:3] + (1,))
+        # The kernel's log-sum-exp is float32 for half-precision inputs (float64 for float64 ones).
+        lse = query.new_empty(query.shape[:3] + (1,), dtype=torch.promote_types(query.dtype, torch.float32))
         for piece in pieces:
             o, l = _fused_forward(
                 piece.pack(piece.queries(query)), piece.pack(piece.keys(keys)), piece.pack(piece.keys(values)),

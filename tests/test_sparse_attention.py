@@ -407,6 +407,18 @@ class TestSplitBackend:
         ):
             torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=1e-10)
 
+    def test_half_precision_keeps_the_kernels_float_log_sum_exp(self):
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(1, 4, 300, 16, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+        output, _ = call_registered("fixed", "split", q, k, v, block=128, summary=16)
+        output.float().sum().backward()  # the kernel's backward wants its float32 log-sum-exp back
+        reference = [t.detach().float().requires_grad_() for t in (q, k, v)]
+        expected = brute_force(*reference, pattern_mask("fixed", 300, block=128, summary=16), 0.3)
+        expected.sum().backward()
+        assert output.dtype == torch.bfloat16
+        torch.testing.assert_close(output.float(), expected, atol=3e-2, rtol=3e-2)
+        torch.testing.assert_close(q.grad.float(), reference[0].grad, atol=3e-2, rtol=3e-2)
+
     def test_model_trains_on_cpu_without_a_fallback(self):
         split, sdpa = sparse_model("fixed", "split", attn_pdrop=0.0), sparse_model("fixed", "sdpa", attn_pdrop=0.0)
         ids = torch.randint(4, 200, (2, 30))
