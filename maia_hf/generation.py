@@ -373,6 +373,11 @@ def _prompt_end(piece: Piece | None, spq: int) -> int:
 DEFAULT_MAX_NOTE_QUARTERS = 12.0
 
 
+def max_note_steps(quarters: float | None, steps_per_quarter: int) -> int | None:
+    """The longest-note limit in steps for :class:`NotewiseConstraintProcessor` (None: no limit)."""
+    return None if quarters is None else max(round(quarters * steps_per_quarter), 1)
+
+
 def continue_piece(
     model,
     tokenizer,
@@ -427,7 +432,7 @@ def continue_piece(
         lines = prompt.bar_lines(spq, until=start + bars * 16 * spq + 1)
         end_step = [b for b in lines if b > start][bars - 1]
     budget = max_new_tokens or (160 * bars if bars else 1024)
-    max_note_steps = None if max_note_quarters is None else max(round(max_note_quarters * spq), 1)
+    longest = max_note_steps(max_note_quarters, spq)
     history = prompt_ids(tokenizer, prompt, composer, end_step=start)
     settings = {
         "do_sample": True, "top_k": top_k, "top_p": top_p, "temperature": temperature,
@@ -438,7 +443,7 @@ def continue_piece(
         torch.manual_seed(seed)
     results = []
     for index in range(num_return_sequences):
-        processor = NotewiseConstraintProcessor(tokenizer, budget, max_polyphony, end_step, max_note_steps)
+        processor = NotewiseConstraintProcessor(tokenizer, budget, max_polyphony, end_step, longest)
         streamer = NoteStreamer(
             tokenizer, on_note=on_note if index == 0 else None, bar_lines=bar_lines, start_step=start,
             progress=progress,

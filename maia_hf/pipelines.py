@@ -107,12 +107,12 @@ class MusicGenerationPipeline(Pipeline):
     def _forward(self, model_inputs, generate_kwargs=None, constrained=True):
         from transformers import LogitsProcessorList
 
-        from .generation import DEFAULT_MAX_NOTE_QUARTERS, NotewiseConstraintProcessor
+        from .generation import DEFAULT_MAX_NOTE_QUARTERS, NotewiseConstraintProcessor, max_note_steps
 
         generate_kwargs = dict(generate_kwargs or {})
         input_ids = model_inputs["input_ids"].to(self.model.device)
         if constrained:
-            longest = round(DEFAULT_MAX_NOTE_QUARTERS * self.tokenizer.codec.config.steps_per_quarter)
+            longest = max_note_steps(DEFAULT_MAX_NOTE_QUARTERS, self.tokenizer.codec.config.steps_per_quarter)
             processor = NotewiseConstraintProcessor(
                 self.tokenizer, generate_kwargs["max_new_tokens"], max_note_steps=longest
             )
