@@ -374,8 +374,22 @@ DEFAULT_MAX_NOTE_QUARTERS = 12.0
 
 
 def max_note_steps(quarters: float | None, steps_per_quarter: int) -> int | None:
-    """The longest-note limit in steps for :class:`NotewiseConstraintProcessor` (None: no limit)."""
-    return None if quarters is None else max(round(quarters * steps_per_quarter), 1)
+    """The longest-note limit in steps for :class:`NotewiseConstraintProcessor` (None: no limit).
+
+    Example:
+
+    ```python
+    >>> from maia_hf.generation import max_note_steps
+    >>> max_note_steps(12, 12), max_note_steps(0.01, 12), max_note_steps(None, 12)
+    (144, 1, None)
+
+    ```
+    """
+    if quarters is None:
+        return None
+    if quarters <= 0:
+        raise MaiaInputError(f"the longest note must be a positive number of quarter notes (or None), got {quarters}")
+    return max(round(quarters * steps_per_quarter), 1)
 
 
 def continue_piece(

@@ -103,6 +103,8 @@ def test_longest_note_rule_closes_a_held_note(tokenizer):
 def test_longest_note_must_be_positive(tokenizer):
     with pytest.raises(MaiaInputError, match="max_note_steps must be at least 1 step, got 0"):
         NotewiseConstraintProcessor(tokenizer, 10, max_note_steps=0)
+    with pytest.raises(MaiaInputError, match="positive number of quarter notes .or None., got -3"):
+        continue_piece(None, tokenizer, max_note_quarters=-3)
 
 
 def test_processor_counts_its_interventions(tokenizer):
