@@ -71,7 +71,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from maia_hf.codec import CanonicalReport, MaiaError, NotewiseCodec  # noqa: E402
+from maia_hf.codec import CanonicalReport, NotewiseCodec  # noqa: E402
+from maia_hf.errors import MaiaError  # noqa: E402
 from maia_hf.io import MIDI_SUFFIXES, SCORE_SUFFIXES, read_raw, to_piece  # noqa: E402
 from maia_hf.roundtrip import RoundTripReport, roundtrip_raw  # noqa: E402
 

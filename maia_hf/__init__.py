@@ -20,9 +20,11 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "resources", "maia-small
 
 _LAZY = {
     "CodecConfig": "codec",
-    "MaiaError": "codec",
-    "MaiaInputError": "codec",
-    "MaiaTokenError": "codec",
+    "MaiaError": "errors",
+    "MaiaHubError": "errors",
+    "MaiaInputError": "errors",
+    "MaiaRenderError": "errors",
+    "MaiaTokenError": "errors",
     "NoteArray": "codec",
     "NotewiseCodec": "codec",
     "Piece": "codec",

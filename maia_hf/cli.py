@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 0
-    from .codec import MaiaError
+    from .errors import MaiaError
 
     try:
         return args.handler(args) or 0
@@ -230,7 +230,7 @@ def _detokenize(args) -> int:
 
     codec = NotewiseCodec()
     if not args.text_file.exists():
-        from .codec import MaiaInputError
+        from .errors import MaiaInputError
 
         raise MaiaInputError(f"{str(args.text_file)!r} does not exist; give a notewise text file")
     raws = read_notewise(args.text_file, codec)
@@ -243,7 +243,8 @@ def _detokenize(args) -> int:
 
 
 def _roundtrip(args) -> int:
-    from .codec import MaiaError, NotewiseCodec
+    from .codec import NotewiseCodec
+    from .errors import MaiaError
     from .roundtrip import RoundTripReport, roundtrip_source
 
     codec = NotewiseCodec()
@@ -279,8 +280,8 @@ def _short(source: str, width: int = 48) -> str:
 
 
 def _generate(args) -> int:
-    from .codec import MaiaInputError
     from .compose import compose, default_model
+    from .errors import MaiaInputError
 
     model = args.model or default_model()
     if model is None:
@@ -404,7 +405,7 @@ def _evaluate(args) -> int:
 
 
 def _push(args) -> int:
-    from .codec import MaiaInputError
+    from .errors import MaiaInputError
     from .hub import check_dataset_dir, check_model_dir, push_dataset, push_model
 
     if args.dataset_repo and not args.dataset:

@@ -33,13 +33,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .errors import MaiaInputError, MaiaTokenError
+
 __all__ = [
     "CanonicalReport",
     "CodecConfig",
     "DecodeResult",
-    "MaiaError",
-    "MaiaInputError",
-    "MaiaTokenError",
     "NoteArray",
     "NotewiseCodec",
     "Piece",
@@ -47,18 +46,6 @@ __all__ = [
     "TimeSignature",
     "quantize_ticks",
 ]
-
-
-class MaiaError(Exception):
-    """Base class of every error maia raises on purpose."""
-
-
-class MaiaInputError(MaiaError, ValueError):
-    """A file or score that maia cannot read; the message names the input and the fix."""
-
-
-class MaiaTokenError(MaiaError, ValueError):
-    """A notewise text with a word outside the vocabulary; the message names the word and where."""
 
 
 # --------------------------------------------------------------------------------------------

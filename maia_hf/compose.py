@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .codec import MaiaInputError, NoteArray, NotewiseCodec, Piece
+from .codec import NoteArray, NotewiseCodec, Piece
+from .errors import MaiaInputError
 from .generation import DEFAULT_MAX_NOTE_QUARTERS
 from .io import MIDI_SUFFIXES, SCORE_SUFFIXES, TEXT_SUFFIXES, load_pieces
 from .resources import LACRIMOSA_PROMPT

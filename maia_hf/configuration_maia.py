@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import GPT2Config, PreTrainedConfig
 
-from .codec import MaiaInputError
+from .errors import MaiaInputError
 
 __all__ = ["PRESETS", "MaiaConfig", "MaiaLstmConfig"]
 

@@ -39,8 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .codec import MaiaInputError, NotewiseCodec
+from .codec import NotewiseCodec
 from .discriminator import discriminator_accuracy
+from .errors import MaiaInputError
 from .evaluation_corpus import BEATS_PER_BAR, EvaluationCorpus, Sample, load_evaluation_corpus, window_table
 from .memorisation import memorisation_report
 from .metrics import bleu_from_matches, count_matches, cumulative_bleu

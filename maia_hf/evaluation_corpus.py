@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .codec import MaiaInputError, NoteArray
+from .codec import NoteArray
+from .errors import MaiaInputError
 
 __all__ = [
     "BEATS_PER_BAR",

@@ -28,7 +28,8 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
-from .codec import MaiaInputError, NoteArray, Piece
+from .codec import NoteArray, Piece
+from .errors import MaiaInputError
 
 __all__ = [
     "Continuation",

@@ -33,9 +33,9 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from .codec import MaiaError, MaiaInputError
+from .errors import MaiaHubError, MaiaInputError
 
-__all__ = ["MaiaHubError", "check_dataset_dir", "check_model_dir", "push_dataset", "push_model"]
+__all__ = ["check_dataset_dir", "check_model_dir", "push_dataset", "push_model"]
 
 MAIA_MODEL_TYPES = ("maia", "maia-lstm")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
@@ -43,10 +43,6 @@ TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
 # What a training run may leave beside a model and a repo should not carry.
 MODEL_IGNORE_PATTERNS = ["checkpoints/*", "checkpoint-*/*", "*.pt", "*.pth", "*.ckpt", "*.bin", "*.tmp"]
 LOGIN_FIX = "set HF_TOKEN to a token with write access, or run `hf auth login` (formerly `huggingface-cli login`)"
-
-
-class MaiaHubError(MaiaError, OSError):
-    """The Hub refused a push or could not be reached; the message names the repo, the endpoint and the fix."""
 
 
 def check_model_dir(model_dir) -> Path:

@@ -15,16 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .codec import (
-    CanonicalReport,
-    MaiaInputError,
-    NoteArray,
-    NotewiseCodec,
-    Piece,
-    TempoChange,
-    TimeSignature,
-    quantize_ticks,
-)
+from .codec import CanonicalReport, NoteArray, NotewiseCodec, Piece, TempoChange, TimeSignature, quantize_ticks
+from .errors import MaiaInputError
 
 __all__ = [
     "MIDI_SUFFIXES",

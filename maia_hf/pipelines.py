@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from transformers import Pipeline, TextGenerationPipeline
 
-from .codec import MaiaInputError, Piece
+from .codec import Piece
+from .errors import MaiaInputError
 from .io import MIDI_SUFFIXES, SCORE_SUFFIXES, TEXT_SUFFIXES, load_pieces, piece_to_symusic
 
 __all__ = ["MaiaTextGenerationPipeline", "MusicGenerationPipeline"]

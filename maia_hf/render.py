@@ -7,10 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .codec import MaiaError, Piece
+from .codec import Piece
+from .errors import MaiaRenderError
 from .io import format_notewise, write_midi, write_musicxml
 
-__all__ = ["MaiaRenderError", "find_soundfont", "piano_roll", "render_wav", "write_outputs"]
+__all__ = ["find_soundfont", "piano_roll", "render_wav", "write_outputs"]
 
 SOUNDFONT_PATHS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -19,10 +20,6 @@ SOUNDFONT_PATHS = (
     "/usr/share/soundfonts/default.sf2",
 )
 INSTALL_HINT = "on Debian/Ubuntu: apt-get install fluidsynth fluid-soundfont-gm (or set MAIA_SOUNDFONT=path.sf2)"
-
-
-class MaiaRenderError(MaiaError, RuntimeError):
-    """Audio rendering is not possible here (a missing program or soundfont), or it failed."""
 
 
 def find_soundfont() -> Path | None:

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .codec import MaiaInputError
+from .errors import MaiaInputError
 
 __all__ = [
     "BACKENDS",

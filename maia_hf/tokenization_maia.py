@@ -15,11 +15,20 @@ from pathlib import Path
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from .codec import CodecConfig, MaiaInputError, MaiaTokenError, NoteArray, NotewiseCodec, Piece
+from .codec import CodecConfig, NoteArray, NotewiseCodec, Piece
+from .errors import MaiaInputError, MaiaTokenError
 from .io import read_raw, to_piece, write_midi
 
-__all__ = ["COMPOSER_ALIASES", "DEFAULT_COMPOSERS", "MaiaTokenizer", "normalize_composer", "save_default_tokenizer"]
+__all__ = [
+    "COMPOSER_ALIASES",
+    "DEFAULT_COMPOSERS",
+    "MaiaTokenizer",
+    "VocabularyLayout",
+    "normalize_composer",
+    "save_default_tokenizer",
+]
 
+COMPOSER_PREFIX = "<composer:"
 SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<start>", "eos_token": "<end>"}
 
 # The 25 composers of piano-midi.de, the composers of the music21 corpus, and two catch-alls.
@@ -76,6 +85,129 @@ def normalize_composer(name: str | None) -> str:
         return COMPOSER_ALIASES[text]
     squashed = text.replace("_", "")
     return COMPOSER_ALIASES.get(squashed, text)
+
+
+class VocabularyLayout:
+    """Where each kind of word lives in a `MaiaTokenizer`'s ids: the one place that knows the ranges.
+
+    Generation, evaluation, data statistics, training samples and memorisation ask this object
+    instead of doing offset arithmetic of their own. Array methods take and return numpy arrays (or
+    torch tensors: the comparisons are elementwise).
+
+    Attributes:
+        on, off, wait, velocity (`int`): first id of the note-on (``p21``), note-off (``endp21``),
+            wait (``wait1``) and dynamics (``v0``) words.
+        n_pitches, pitch_min (`int`): pitches in the vocabulary and the lowest one (MIDI number).
+        max_wait, n_velocity (`int`): longest wait in steps; number of dynamics words (0: none).
+        codec_offset (`int`): id of the codec's first word; ``id - codec_offset`` is its codec index.
+        pad, unk, bos, eos (`int`): the special ids; composer_ids (`dict[str, int]`): composer -> id.
+
+    Example:
+
+    ```python
+    >>> from maia_hf import MaiaTokenizer
+    >>> layout = MaiaTokenizer().layout
+    >>> ids = MaiaTokenizer().encode_text("p60 wait6 endp60", composer="bach")
+    >>> [layout.kind(i) for i in ids]
+    ['bos', 'composer', 'note_on', 'wait', 'note_off', 'eos']
+    >>> layout.composer_of(ids), layout.strip_special(ids) == ids[2:-1]
+    ('bach', True)
+
+    ```
+    """
+
+    KINDS = ("note_on", "note_off", "wait", "velocity", "composer", "pad", "unk", "bos", "eos", "other")
+
+    def __init__(self, tokenizer: MaiaTokenizer):
+        codec = tokenizer.codec
+        offset = tokenizer.codec_offset
+        self.codec_offset = offset
+        self.n_pitches = codec.n_pitches
+        self.pitch_min = codec.config.pitch_min
+        self.on = offset + codec.on_offset
+        self.off = offset + codec.off_offset
+        self.wait = offset + codec.wait_offset
+        self.max_wait = codec.config.max_wait
+        self.velocity = offset + codec.velocity_offset
+        self.n_velocity = codec.config.velocity_bins
+        self.codec_end = offset + codec.size
+        self.pad, self.unk = tokenizer.pad_token_id, tokenizer.unk_token_id
+        self.bos, self.eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+        vocab = tokenizer.get_vocab()
+        self.composer_ids = {
+            t[len(COMPOSER_PREFIX) : -1]: i
+            for t, i in sorted(vocab.items(), key=lambda kv: kv[1])
+            if t.startswith(COMPOSER_PREFIX)
+        }
+        self._composer_names = {i: name for name, i in self.composer_ids.items()}
+        self._tokenizer = tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        """Ids in the vocabulary, tokens added after loading included."""
+        return len(self._tokenizer)
+
+    # ---- elementwise tests (numpy arrays, torch tensors or plain ints) -------------------------
+
+    def is_note_on(self, ids):
+        return (ids >= self.on) & (ids < self.on + self.n_pitches)
+
+    def is_note_off(self, ids):
+        return (ids >= self.off) & (ids < self.off + self.n_pitches)
+
+    def is_wait(self, ids):
+        return (ids >= self.wait) & (ids < self.wait + self.max_wait)
+
+    def is_codec_word(self, ids):
+        """Music words (notes, waits, dynamics), as opposed to special and composer tokens."""
+        return (ids >= self.codec_offset) & (ids < self.codec_end)
+
+    def wait_steps(self, ids):
+        """Length in steps of each wait word, 0 for every other id."""
+        import numpy as np
+
+        if hasattr(ids, "masked_fill"):  # a torch tensor
+            return (ids - self.wait + 1).masked_fill(~self.is_wait(ids), 0)
+        ids = np.asarray(ids)
+        return np.where(self.is_wait(ids), ids - self.wait + 1, 0)
+
+    def pitch(self, ids):
+        """MIDI pitch of note-on and note-off words (meaningless for other ids)."""
+        return ids - self.on - self.is_note_off(ids) * self.n_pitches + self.pitch_min
+
+    # ---- single ids and sequences -----------------------------------------------------------
+
+    def kind(self, token_id: int) -> str:
+        """The kind of one id: one of :attr:`KINDS`."""
+        token_id = int(token_id)
+        for name, test in (("note_on", self.is_note_on), ("note_off", self.is_note_off), ("wait", self.is_wait)):
+            if test(token_id):
+                return name
+        if self.velocity <= token_id < self.velocity + self.n_velocity:
+            return "velocity"
+        if token_id in self._composer_names:
+            return "composer"
+        special = {self.pad: "pad", self.unk: "unk", self.bos: "bos", self.eos: "eos"}
+        return special.get(token_id, "other")
+
+    def composer_of(self, ids) -> str | None:
+        """The composer named by the first composer token in ``ids`` (None if there is none)."""
+        for token_id in ids:
+            name = self._composer_names.get(int(token_id))
+            if name is not None:
+                return name
+        return None
+
+    def strip_special(self, ids) -> list[int]:
+        """``ids`` without special and composer tokens: only the music words, in order."""
+        return [int(i) for i in ids if self.codec_offset <= int(i) < self.codec_end]
+
+    def codec_indices(self, ids):
+        """Music-word ids as the codec's own indices (``id - codec_offset``); other ids are dropped."""
+        import numpy as np
+
+        ids = np.asarray(ids, dtype=np.int64)
+        return ids[self.is_codec_word(ids)] - self.codec_offset
 
 
 def build_vocabulary(codec: NotewiseCodec, composers=DEFAULT_COMPOSERS) -> dict[str, int]:
@@ -167,15 +299,14 @@ class MaiaTokenizer(PreTrainedTokenizerFast):
                 f"({self.codec.describe_vocabulary()}); rebuild it with MaiaTokenizer(...) and the same settings"
             )
         self.codec_offset = offset
+        self.layout = VocabularyLayout(self)
 
     # ---- composers -----------------------------------------------------------------------
 
     @property
     def composers(self) -> list[str]:
         """Composer names that have a ``<composer:NAME>`` token, in id order."""
-        vocab = self.get_vocab()
-        tokens = sorted((t for t in vocab if t.startswith("<composer:")), key=vocab.get)
-        return [t[len("<composer:") : -1] for t in tokens]
+        return list(self.layout.composer_ids)
 
     def composer_token_id(self, composer: str | None) -> int:
         """Id of ``<composer:NAME>`` for a composer name in any spelling; None gives ``unknown``.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .codec import MaiaInputError
+from .errors import MaiaInputError
 
 __all__ = [
     "DataArguments",

@@ -156,7 +156,7 @@ def plot(cells: list[dict], seq_lens: list[int], batches: list[int], out_png: Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    from maia_hf.codec import MaiaError
+    from maia_hf.errors import MaiaError
     from maia_hf.training import parse_arguments
 
     args, extra = parse(argv)

@@ -10,7 +10,7 @@ key is an error. `--resume` continues the latest checkpoint in output_dir exactl
 
 import sys
 
-from maia_hf.codec import MaiaError
+from maia_hf.errors import MaiaError
 from maia_hf.training import parse_arguments, train
 
 

@@ -7,14 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maia_hf.codec import (
-    MaiaTokenError,
-    NoteArray,
-    NotewiseCodec,
-    Piece,
-    TimeSignature,
-    quantize_ticks,
-)
+from maia_hf.codec import NoteArray, NotewiseCodec, Piece, TimeSignature, quantize_ticks
+from maia_hf.errors import MaiaTokenError
 
 
 def notes(*rows):

@@ -9,9 +9,10 @@ import symusic
 from conftest import TINY_GPT
 
 from maia_hf.cli import main
-from maia_hf.codec import MaiaInputError, NoteArray, Piece
+from maia_hf.codec import NoteArray, Piece
 from maia_hf.compose import load_model
-from maia_hf.render import MaiaRenderError, piano_roll, render_wav
+from maia_hf.errors import MaiaInputError, MaiaRenderError
+from maia_hf.render import piano_roll, render_wav
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from conftest import make_midi
 
 from maia_hf.cli import main
-from maia_hf.codec import MaiaInputError, NoteArray, NotewiseCodec
+from maia_hf.codec import NoteArray, NotewiseCodec
 from maia_hf.data import (
     BuildConfig,
     assign_split,
@@ -23,6 +23,7 @@ from maia_hf.data import (
     parse_transpositions,
     window_starts,
 )
+from maia_hf.errors import MaiaInputError
 
 SEQ_LEN, STRIDE = 64, 32
 KEYS = tuple(range(-5, 7))

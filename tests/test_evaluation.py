@@ -293,7 +293,7 @@ def test_the_evaluation_corpus(corpus, tokenizer):
     from datasets import load_from_disk
 
     from maia_hf import MaiaTokenizer
-    from maia_hf.codec import MaiaInputError
+    from maia_hf.errors import MaiaInputError
     from maia_hf.evaluation_corpus import load_evaluation_corpus
 
     c = load_evaluation_corpus(corpus, tokenizer, pieces=6, bars=2, max_reference_words=1, seed=0)

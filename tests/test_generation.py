@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maia_hf import MaiaConfig, MaiaForCausalLM, MaiaLstmConfig, MaiaLstmForCausalLM
-from maia_hf.codec import MaiaInputError, MaiaTokenError, NoteArray, Piece, TimeSignature
+from maia_hf.codec import NoteArray, Piece, TimeSignature
 from maia_hf.compose import read_prompt
+from maia_hf.errors import MaiaInputError, MaiaTokenError
 from maia_hf.generation import NotewiseConstraintProcessor, continue_piece, prompt_ids, sample
 from maia_hf.io import load_pieces
 from maia_hf.resources import LACRIMOSA_PROMPT

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import make_midi
 
-from maia_hf.codec import MaiaInputError, MaiaTokenError, NotewiseCodec
+from maia_hf.codec import NotewiseCodec
+from maia_hf.errors import MaiaInputError, MaiaTokenError
 from maia_hf.io import load_pieces, read_raw, to_piece, write_midi, write_musicxml, write_notewise
 
 TWO_TUNES_ABC = """X:1

@@ -11,7 +11,7 @@ from conftest import TINY_GPT, run_python
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, pipeline
 
 from maia_hf import MaiaConfig, MaiaForCausalLM, MaiaTokenizer
-from maia_hf.codec import MaiaInputError
+from maia_hf.errors import MaiaInputError
 
 
 class TestConfig:

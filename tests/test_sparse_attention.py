@@ -13,7 +13,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMa
 
 import maia_hf.sparse_attention as sparse
 from maia_hf import MaiaConfig, MaiaForCausalLM
-from maia_hf.codec import MaiaInputError
+from maia_hf.errors import MaiaInputError
 from maia_hf.sparse_attention import FlexSparseMask, SplitSparseMask, fixed_pattern_mask, strided_pattern_mask
 
 # Uncompiled FlexAttention applies mask_mod everywhere (a dense reference); the compiled kernel, which

@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 
 from maia_hf import MaiaTokenizer
-from maia_hf.codec import MaiaInputError, MaiaTokenError
+from maia_hf.errors import MaiaInputError, MaiaTokenError
 from maia_hf.io import load_pieces
 from maia_hf.tokenization_maia import save_default_tokenizer
 

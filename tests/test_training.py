@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from maia_hf.codec import MaiaInputError
+from maia_hf.errors import MaiaInputError
 from maia_hf.training import TrainArguments, collate, lr_lambda, parse_arguments
 
 TINY = REPO / "recipes" / "configs" / "tiny.yaml"

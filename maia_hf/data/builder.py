@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec import CanonicalReport, CodecConfig, MaiaInputError, MaiaTokenError, NoteArray, NotewiseCodec
+from ..codec import CanonicalReport, CodecConfig, NoteArray, NotewiseCodec
+from ..errors import MaiaInputError, MaiaTokenError
 from .pieces import FileResult, PieceCache, default_cache_dir, encode_file, load_notes
 from .report import BuildReport, dataset_card
 from .sources import FileTask, resolve_composer, scan_sources

@@ -25,16 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec import (
-    CanonicalReport,
-    CodecConfig,
-    MaiaError,
-    MaiaInputError,
-    NoteArray,
-    NotewiseCodec,
-    Piece,
-    quantize_ticks,
-)
+from ..codec import CanonicalReport, CodecConfig, NoteArray, NotewiseCodec, Piece, quantize_ticks
+from ..errors import MaiaError, MaiaInputError
 from ..io import MIDI_SUFFIXES, SCORE_SUFFIXES, read_raw, to_piece
 from .sources import FileTask, open_dataset_source
 

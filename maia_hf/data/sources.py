@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..codec import MaiaInputError
+from ..errors import MaiaInputError
 from ..io import MIDI_SUFFIXES, SCORE_SUFFIXES
 from ..tokenization_maia import normalize_composer
 
