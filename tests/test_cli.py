@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import REPO
+from helpers import REPO
 
 from maia_hf.cli import main
 from maia_hf.codec import NotewiseCodec

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import symusic
-from conftest import TINY_GPT
+from helpers import TINY_GPT
 
 from maia_hf.cli import main
 from maia_hf.codec import NoteArray, Piece

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_midi
+from helpers import make_midi
 
 from maia_hf.cli import main
 from maia_hf.codec import NoteArray, NotewiseCodec

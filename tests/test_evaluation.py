@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_GPT, make_midi
+from helpers import TINY_GPT, make_midi
 
 from maia_hf.cli import main
 from maia_hf.codec import NoteArray, NotewiseCodec

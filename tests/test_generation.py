@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_GPT
+from helpers import TINY_GPT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_midi
+from helpers import make_midi
 from hub_server import HubServer
 
 from maia_hf.cli import EXIT_INPUT_ERROR, main

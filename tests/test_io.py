@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_midi
+from helpers import make_midi
 
 from maia_hf.codec import NotewiseCodec
 from maia_hf.errors import MaiaInputError, MaiaTokenError

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import REPO, run_python
+from helpers import REPO, run_python
 
 from maia_hf.metrics import (
     MAIA_BLEU_PATH,

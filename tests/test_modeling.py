@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_GPT, run_python
+from helpers import TINY_GPT, run_python
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, pipeline
 
 from maia_hf import MaiaConfig, MaiaForCausalLM, MaiaTokenizer

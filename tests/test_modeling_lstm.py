@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import run_python
+from helpers import run_python
 from transformers import AutoModelForCausalLM, pipeline
 
 from maia_hf import MaiaLstmConfig, MaiaLstmForCausalLM

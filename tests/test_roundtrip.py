@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import LACRIMOSA_REFERENCE, needs_piano_midi_de, piano_midi_de_files
+from helpers import LACRIMOSA_REFERENCE, needs_piano_midi_de, piano_midi_de_files
 
 from maia_hf.codec import NotewiseCodec
 from maia_hf.io import load_pieces

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, causal_mask_function
 

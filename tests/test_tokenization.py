@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from maia_hf import MaiaTokenizer
 from maia_hf.errors import MaiaInputError, MaiaTokenError

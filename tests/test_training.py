@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from maia_hf.errors import MaiaInputError
 from maia_hf.training import TrainArguments, collate, lr_lambda, parse_arguments
