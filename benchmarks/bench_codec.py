@@ -52,6 +52,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from machine import details as machine  # benchmarks/machine.py
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = Path("/work/shared/corpora/piano-midi-de/midis")
 DEFAULT_OUT = ROOT / "docs" / "benchmarks"
@@ -113,21 +115,6 @@ def version(dist: str) -> str:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
-
-
-def machine() -> dict:
-    model = platform.processor() or platform.machine()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "Model name":
-                model = value.strip()
-                break
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu_model": model, "cpu_count": os.cpu_count(), "usable_cpus": usable, "platform": platform.platform()}
 
 
 def git_commit() -> str | None:

@@ -45,28 +45,13 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from machine import details as machine  # benchmarks/machine.py
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCES = ["/work/shared/corpora/piano-midi-de", "music21:bach,mozart,beethoven,haydn,palestrina"]
 DOC = ROOT / "docs" / "data.md"
 JSON_OUT = ROOT / "docs" / "benchmarks" / "data.json"
 BEGIN, END = "<!-- bench_data: begin -->", "<!-- bench_data: end -->"
-
-
-def machine() -> dict:
-    model = platform.processor() or platform.machine()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next((v.strip() for k, _, v in (line.partition(":") for line in out.splitlines()) if k == "Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        import psutil
-
-        memory = f"{psutil.virtual_memory().total / 2**30:.0f} GiB"
-    except ImportError:
-        memory = "?"
-    return {"cpu_model": model, "usable_cpus": usable, "memory": memory, "platform": platform.platform()}
 
 
 def versions() -> dict:
@@ -245,8 +230,8 @@ def markdown(result: dict) -> str:
     if report["skipped"]:
         lines += ["", f"Left out ({len(report['skipped'])}):", "", "| file | reason |", "|---|---|"]
         lines += [f"| `{f}` | {r.replace('|', '/')} |" for f, r in report["skipped"]]
-    if report["notes"]:
-        lines += ["", "Notes of the build:", ""] + [f"- {n}" for n in report["notes"]]
+    if report.get("remarks", report.get("notes")):
+        lines += ["", "Remarks on the build:", ""] + [f"- {n}" for n in report.get("remarks", report.get("notes"))]
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ the layers; its time is also shown alone) and the registered attention function 
 * ``fixed-sdpa`` / ``strided-sdpa``: ``sparse_backend="sdpa"``, a boolean ``[n, n]`` mask into SDPA;
 * ``fixed-flex`` / ``strided-flex``: ``sparse_backend="flex"``, compiled FlexAttention with the pattern's
   ``BlockMask`` (compiled once in a warm-up call that is not timed);
-* ``fixed-split`` / ``strided-split``: ``sparse_backend="split"``, the pattern's dense pieces through SDPA's
+* ``fixed-split`` / ``strided-split``: ``sparse_backend="split"``, the pattern's dense tiles through SDPA's
   fused CPU kernel, merged by their log-sum-exps.
 
 Forward plus backward (``--no-backward`` leaves it out) is timed for every variant that has a CPU
@@ -42,7 +42,7 @@ glibc's usual allocator: with every large tensor mmapped and faulted in anew, th
 allocates more, smaller tensors) read about 10% slower at 8k than users get. ``tracemalloc`` sees none of
 torch's allocations, which do not go through Python's allocator. ``work`` is the number of query-key
 scores the kernel computes: n(n+1)/2 for dense causal, n^2 for SDPA with a mask, the visited blocks
-x 128 x 128 for FlexAttention, the pieces' sizes for split; ``attended`` is the pattern's number of True
+x 128 x 128 for FlexAttention, the tiles' sizes for split; ``attended`` is the pattern's number of True
 entries.
 """
 
@@ -53,13 +53,14 @@ import gc
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from machine import describe, details  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "sparse_attention.md"
@@ -193,7 +194,7 @@ def measure(variant: str, n: int, reps: int, block: int, summary: int, backward:
 
 
 def split_work(variant: str, n: int, block: int, summary: int) -> int:
-    """Scores the split backend's pieces compute (the sequence padded to whole blocks of ``l``)."""
+    """Scores the split backend's tiles compute (the sequence padded to whole blocks of ``l``)."""
     blocks = -(-n // block)
     own = blocks * block * (block + 1) // 2  # each block, causal
     if variant.startswith("fixed"):
@@ -225,18 +226,6 @@ def run_child(variant: str, n: int, args, memory: bool = False) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"{variant} at {n} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def machine() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
-        model = fields.get("Model name", "").strip()
-        cpus = fields.get("CPU(s)", "").strip()
-        cache = fields.get("L2 cache", "").strip()
-        return f"{model}, {cpus} CPUs (lscpu), L2 {cache}; {platform.platform()}"
-    except (OSError, subprocess.CalledProcessError):
-        return platform.platform()
 
 
 def summarise(results: list[dict], args) -> dict:
@@ -271,7 +260,8 @@ def growth(table, variant, key, lengths) -> str:
 
 def render(table, args, started: str, load: tuple) -> tuple[str, list[str]]:
     lines = [
-        f"Measured {started} on {machine()}; torch {_torch_version()}, one thread; load average at start "
+        f"Measured {started} on {describe()}, L2 {details()['l2_cache']}; {details()['platform']}; "
+        f"torch {_torch_version()}, one thread; load average at start "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (the cores are shared). Fixed: l = {args.block}, "
         f"c = {args.summary}; strided: l = {args.block}. Median of {args.rounds} rounds x {args.reps} calls.",
         "",

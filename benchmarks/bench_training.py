@@ -28,6 +28,7 @@ from machine import describe  # benchmarks/machine.py
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "benchmarks" / "training.json"
 REPORT = REPO / "docs" / "benchmarks" / "training.md"
+SETTINGS_RESULTS = REPO / "docs" / "benchmarks" / "training_settings.json"
 CONFIG = REPO / "recipes" / "configs" / "maia-seed.yaml"
 
 
@@ -67,9 +68,9 @@ def recipe_run(dataset_dir: str, batch_size: int, steps: int, warmup: int, work:
     run = work / f"recipe-{time.monotonic_ns()}"
     command = [
         sys.executable, str(REPO / "recipes" / "train_gpt2.py"), "--config", str(CONFIG),
-        "--dataset_dir", dataset_dir, "--output_dir", str(run), "--batch_size", str(batch_size),
-        "--max_steps", str(steps), "--log_every", "1", "--eval_every", "0", "--eval_batches", "1",
-        "--save_every", "0", "--num_samples", "0",
+        "--dataset_dir", dataset_dir, "--output_dir", str(run), "--per_device_train_batch_size", str(batch_size),
+        "--max_steps", str(steps), "--logging_steps", "1", "--eval_steps", "0", "--eval_batches", "1",
+        "--save_steps", "0", "--num_samples", "0",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -105,8 +106,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="optimizer steps per run, warm-up included")
     parser.add_argument("--warmup", type=int, default=2, help="steps left out of the timing")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--settings", action="store_true", help="the throughput of each setting against v1")
     parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.settings:
+        settings_table(args.repeats)
+        return
     if args.plain_worker:
         plain_loop(args.dataset_dir, args.batch_size, args.steps, args.warmup, args.plain_worker)
         return
@@ -154,8 +159,9 @@ def main() -> None:
         f"(goal: at most +10%; {'met' if overhead <= 0.10 else 'not met'}).",
     ]
     print("\n".join(table))
-    REPORT.write_text(
-        "# Training throughput: the recipe against a plain loop\n\n"
+    write_section(
+        "overhead",
+        "## The recipe against a plain loop\n\n"
         f"Measured by `benchmarks/bench_training.py` on {row['date']}: {row['machine']}, "
         f"{row['threads']} thread(s), {row['model']}, batches of {row['batch']}, {row['timed_steps']} timed steps "
         f"after {args.warmup} warm-up steps, {args.repeats} alternating runs of each in fresh processes. "
@@ -163,8 +169,43 @@ def main() -> None:
         + "\n".join(table)
         + "\n\nThe recipe adds Accelerate's wrappers, the warm-up/cosine scheduler, the resumable data order "
         "(`WindowBatches`), token counting and a metrics line per step; the plain loop is AdamW, forward, "
-        "backward, clipping and step on the same windows in the same order.\n"
+        "backward, clipping and step on the same windows in the same order.",
     )
+
+
+def settings_table(repeats: int) -> None:
+    """Every training setting against the v1 recipe (benchmarks/training_settings.py), into docs/."""
+    import training_settings
+
+    load_before = os.getloadavg()[0]
+    runs = training_settings.run_settings(repeats)
+    load_after = os.getloadavg()[0]
+    rows = training_settings.summarise(runs)
+    table = training_settings.markdown(rows, describe(), (load_before, load_after))
+    print(table)
+    SETTINGS_RESULTS.write_text(
+        json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": describe(), "rows": rows}, indent=2) + "\n"
+    )
+    write_section(
+        "settings",
+        "## Training settings against the v1 recipe\n\n"
+        f"Measured by `benchmarks/bench_training.py --settings` on {time.strftime('%Y-%m-%d')}: maia-seed, "
+        f"batches of 16 x 512 tokens, each setting in a fresh process, {repeats} alternating rounds "
+        "(`benchmarks/training_settings.py` says what each setting is).\n\n" + table,
+    )
+
+
+def write_section(name: str, text: str) -> None:
+    """Replace one benchmark's section of docs/benchmarks/training.md (the others stay)."""
+    begin, end = f"<!-- bench_training:{name} begin -->", f"<!-- bench_training:{name} end -->"
+    current = REPORT.read_text() if REPORT.exists() else "# Training throughput\n"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in current:
+        head, rest = current.split(begin, 1)
+        current = head + block + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip() + "\n\n" + block + "\n"
+    REPORT.write_text(current)
 
 
 if __name__ == "__main__":

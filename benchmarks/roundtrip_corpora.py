@@ -56,7 +56,6 @@ import math
 import multiprocessing
 import os
 import platform
-import subprocess
 import sys
 import time
 import traceback
@@ -67,6 +66,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from machine import details  # benchmarks/machine.py
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -337,26 +337,11 @@ def _pct(a: int, b: int) -> str:
 
 
 def _machine() -> dict:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        lscpu = ""
-    info = {}
-    for line in lscpu.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("Architecture", "Model name", "CPU(s)", "Thread(s) per core", "CPU max MHz"):
-            info[key.strip()] = value.strip()
     import music21
     import symusic
 
-    info.update(
-        python=platform.python_version(),
-        numpy=np.__version__,
-        music21=music21.__version__,
-        symusic=getattr(symusic, "__version__", "?"),
-        platform=platform.platform(),
-    )
-    return info
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "music21": music21.__version__}
+    return {**details(), **versions, "symusic": getattr(symusic, "__version__", "?")}
 
 
 def _failures(records: list[dict]) -> list[dict]:

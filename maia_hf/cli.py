@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 EXIT_INPUT_ERROR = 2
+_CANDIDATES_HELP = "sample N continuations as one batch and keep the likeliest (default 1)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="continue a prompt (or start from nothing) with a maia model")
     p.add_argument("--model", help="a saved maia model directory (default: the model shipped with maia)")
-    p.add_argument("--prompt", help="MIDI, MusicXML, .krn, ABC or notewise text file (default: no prompt)")
+    p.add_argument("--prompt", help="MIDI, MusicXML, .krn, ABC or notewise file, music21:NAME, or notewise words")
     p.add_argument("--prompt-bars", type=int, metavar="N", help="keep exactly the prompt's first N bars")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--bars", type=int, metavar="N", help="continue for N bars and stop at the bar line")
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--composer", help="composer token, e.g. mozart (default: the prompt's, else unknown)")
     p.add_argument("--seed", type=int, metavar="S", help="make the output reproducible")
     p.add_argument("--num-return-sequences", type=int, default=1, metavar="M")
+    p.add_argument("--candidates", type=int, default=1, metavar="N", help=_CANDIDATES_HELP)
     p.add_argument(
         "--max-note-quarters", type=float, default=DEFAULT_MAX_NOTE_QUARTERS, metavar="Q",
         help=f"longest note in quarter notes (default {DEFAULT_MAX_NOTE_QUARTERS:g}; 0: no limit)",
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a saved maia model directory (default: the model shipped with maia)")
     p.add_argument("--out", type=Path, default=Path("lacrimosa"), help="output folder (default ./lacrimosa)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--candidates", type=int, default=1, metavar="N", help=_CANDIDATES_HELP)
     p.add_argument("--no-wav", action="store_true", help="skip the WAV rendering")
     p.set_defaults(handler=_lacrimosa)
 
@@ -282,15 +285,19 @@ def _short(source: str, width: int = 48) -> str:
 def _generate(args) -> int:
     from .compose import compose, default_model
     from .errors import MaiaInputError
+    from .generation import check_candidates
 
+    check_candidates(args.candidates)
     model = args.model or default_model()
     if model is None:
-        raise MaiaInputError("no model ships with this installation; pass --model DIR (a saved maia model)")
+        raise MaiaInputError(
+            "maia_hf.DEFAULT_MODEL is missing from this installation; pass --model DIR (a saved model)"
+        )
     results = compose(
         model, args.prompt, args.out, prompt_bars=args.prompt_bars, bars=args.bars,
         max_new_tokens=args.max_new_tokens, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
         composer=args.composer, seed=args.seed, num_return_sequences=args.num_return_sequences,
-        max_note_quarters=args.max_note_quarters or None, wav=not args.no_wav,
+        max_note_quarters=args.max_note_quarters or None, candidates=args.candidates, wav=not args.no_wav,
     )  # fmt: skip
     for result in results:
         _report_generation(result)
@@ -304,17 +311,22 @@ def _report_generation(result) -> None:
         f"({c.tokens_per_second:.0f} tokens/s); constraints changed the model's first choice "
         f"{c.interventions} times in {c.steps} steps"
     )
+    scores = ", ".join(f"{x:.3f}" for x in c.candidate_scores or [c.score])
+    kept = f"; kept candidate {c.chosen + 1} of {len(c.candidate_scores)}" if len(c.candidate_scores) > 1 else ""
+    print(f"  mean log-probability per new token (nats): {scores}{kept}")
     for kind, path in result.files.items():
         print(f"  {kind:<9} {path}" if kind != "wav_error" else f"  no WAV: {path}")
 
 
 def _lacrimosa(args) -> int:
     from .compose import complete_lacrimosa, default_model
+    from .generation import check_candidates
 
+    check_candidates(args.candidates)
     model = args.model or default_model()
     if model is None:
         return _lacrimosa_prompt_only(args.out)
-    result = complete_lacrimosa(model, args.out, seed=args.seed, wav=not args.no_wav)
+    result = complete_lacrimosa(model, args.out, seed=args.seed, candidates=args.candidates, wav=not args.no_wav)
     bars = len(result.continuation.piece.bar_lines()) - 1
     print(f"Lacrimosa: Mozart's 8 bars continued by {model} to {bars} bars of 12/8.")
     _report_generation(result)
@@ -323,11 +335,12 @@ def _lacrimosa(args) -> int:
 
 def _lacrimosa_prompt_only(out: Path) -> int:
     from .codec import NotewiseCodec
-    from .io import read_notewise, read_raw, to_piece, write_midi, write_notewise
+    from .generation import read_prompt
+    from .io import read_raw, to_piece, write_midi, write_notewise
     from .resources import LACRIMOSA_PROMPT
 
     codec = NotewiseCodec()
-    piece, _ = to_piece(read_notewise(LACRIMOSA_PROMPT, codec)[0], codec)
+    piece = read_prompt(LACRIMOSA_PROMPT, codec)
     ids = codec.encode(piece.notes, canonical=True)
     bars = len(piece.bar_lines(codec.config.steps_per_quarter)) - 1
     midi = write_midi(piece, out / "lacrimosa-prompt.mid", codec.config.steps_per_quarter)
@@ -337,7 +350,7 @@ def _lacrimosa_prompt_only(out: Path) -> int:
     print(f"Lacrimosa opening: {bars} bars of 12/8, {len(piece.notes)} notes -> {len(ids)} notewise words")
     print(f"wrote {text} (notewise text) and {midi} (MIDI)")
     print(f"read {midi} back: {len(back.notes)} notes, {'identical to' if same else 'DIFFERENT from'} the prompt")
-    print("No trained model ships with maia yet, so nothing continues it: pass --model DIR to continue it to 30 bars.")
+    print("maia_hf.DEFAULT_MODEL is missing from this installation: pass --model DIR to continue it to 30 bars.")
     return 0 if same else 1
 
 
@@ -384,8 +397,8 @@ def _data_stats(args) -> int:
     print(format_stats(dataset_stats(corpus)))
     if report is not None:
         print(f"\nleft out ({len(report.skipped)}):\n{report.format_skipped()}")
-        for note in report.notes:
-            print(f"  {note}")
+        for remark in report.remarks:
+            print(f"  {remark}")
     png = plot_stats(corpus, args.png or args.dir / "stats.png", tokenizer)
     print(f"\nwrote {png}")
     return 0

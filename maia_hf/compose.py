@@ -3,9 +3,9 @@
 Example:
 
 ```python
->>> from maia_hf.compose import read_prompt
->>> read_prompt("p60 wait12 endp60").notes.as_tuples()
-[(60, 0, 12)]
+>>> from maia_hf.compose import default_model
+>>> default_model().name
+'maia-small'
 
 ```
 """
@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .codec import NoteArray, NotewiseCodec, Piece
+from . import DEFAULT_MODEL
 from .errors import MaiaInputError
-from .generation import DEFAULT_MAX_NOTE_QUARTERS
-from .io import MIDI_SUFFIXES, SCORE_SUFFIXES, TEXT_SUFFIXES, load_pieces
+from .generation import DEFAULT_MAX_NOTE_QUARTERS, continue_piece, read_prompt
 from .resources import LACRIMOSA_PROMPT
 
 __all__ = [
@@ -28,16 +27,15 @@ __all__ = [
     "compose",
     "default_model",
     "load_model",
-    "read_prompt",
 ]
 
 LACRIMOSA_BARS = 30  # the completed movement (Mozart's 8 bars and Süssmayr's 22)
-DEFAULT_MODEL_DIR = Path(__file__).parent / "resources" / "maia-small"  # = maia_hf.DEFAULT_MODEL
 
 
 def default_model() -> Path | None:
-    """The model that ships inside the package, or None where none does yet."""
-    return DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "config.json").exists() else None
+    """The model that ships inside the package (``maia_hf.DEFAULT_MODEL``), or None where it is missing."""
+    path = Path(DEFAULT_MODEL)
+    return path if (path / "config.json").exists() else None
 
 
 def load_model(model_dir):
@@ -62,37 +60,17 @@ def load_model(model_dir):
     return model, tokenizer
 
 
-def read_prompt(prompt, codec: NotewiseCodec | None = None, prompt_bars: int | None = None) -> Piece:
-    """A prompt piece from a file path, notewise text, or None (nothing: start from scratch).
-
-    ``prompt_bars`` keeps exactly the first N bars (from the prompt's time signatures).
-    """
-    codec = codec or NotewiseCodec()
-    if prompt is None:
-        return Piece(NoteArray.empty())
-    if isinstance(prompt, Piece):
-        piece = prompt
-    else:
-        text = str(prompt)
-        is_path = "\n" not in text and (
-            Path(text).suffix.lower() in MIDI_SUFFIXES + SCORE_SUFFIXES + TEXT_SUFFIXES or text.startswith("music21:")
-        )
-        if is_path:
-            pieces = load_pieces(text, codec)
-            if not pieces:
-                raise MaiaInputError(f"{text!r} holds no piece to continue")
-            piece = pieces[0]
-        else:
-            indices = codec.words_to_indices([w for w in text.split() if not w.startswith("<")], source="the prompt")
-            piece = Piece(codec.decode(indices).notes, name="prompt")
-    return piece.first_bars(prompt_bars, codec.config.steps_per_quarter) if prompt_bars else piece
-
-
 @dataclass
 class ComposeResult:
-    """What one generated piece became: the continuation and the files written."""
+    """What one generated piece became: the continuation and the files written.
 
-    continuation: object  # maia_hf.generation.Continuation
+    Attributes:
+        continuation (`maia_hf.generation.Continuation`): the notes, words and figures of the run.
+        files (`dict`): kind (``midi``, ``musicxml``, ``notewise``, ``png``, ``wav``) -> path written, or
+            ``wav_error`` -> why no WAV was rendered.
+    """
+
+    continuation: object
     files: dict
 
 
@@ -111,22 +89,26 @@ def compose(
     seed: int | None = None,
     num_return_sequences: int = 1,
     max_note_quarters: float | None = DEFAULT_MAX_NOTE_QUARTERS,
+    candidates: int = 1,
     wav: bool = True,
     progress: bool = True,
 ) -> list[ComposeResult]:
     """Continue ``prompt`` with the model in ``model_dir`` and write MIDI, MusicXML, notewise text, PNG and WAV.
 
-    With several sequences the files are ``OUT-1.mid``, ``OUT-2.mid``, ...
+    ``prompt`` is anything :func:`~maia_hf.generation.read_prompt` reads; the other arguments are those of
+    :func:`~maia_hf.generation.continue_piece` (``candidates=N``: each sequence is the likeliest of N
+    sampled as one batch). With several sequences the files are ``OUT-1.mid``, ``OUT-2.mid``, ...
     """
-    from .generation import continue_piece
+    from .generation import check_candidates
     from .render import write_outputs
 
+    check_candidates(candidates)  # before the model loads
     model, tokenizer = load_model(model_dir)
-    piece = read_prompt(prompt, tokenizer.codec, prompt_bars)
+    piece = read_prompt(prompt, tokenizer, prompt_bars)
     continuations = continue_piece(
         model, tokenizer, piece, composer=composer, bars=bars, max_new_tokens=max_new_tokens, top_k=top_k,
         top_p=top_p, temperature=temperature, seed=seed, num_return_sequences=num_return_sequences,
-        max_note_quarters=max_note_quarters, progress=progress,
+        max_note_quarters=max_note_quarters, candidates=candidates, progress=progress,
     )  # fmt: skip
     out = Path(out)
     results = []
@@ -137,9 +119,14 @@ def compose(
     return results
 
 
-def complete_lacrimosa(model_dir, out_dir, *, seed: int | None = 0, top_k: int = 5, wav: bool = True, progress=True):
-    """Continue Mozart's 8 bars of the Lacrimosa to the movement's 30 bars; write every format into ``out_dir``."""
+def complete_lacrimosa(
+    model_dir, out_dir, *, seed: int | None = 0, top_k: int = 5, candidates: int = 1, wav: bool = True, progress=True
+):
+    """Continue Mozart's 8 bars of the Lacrimosa to the movement's 30 bars; write every format into ``out_dir``.
+
+    ``candidates=N`` keeps the likeliest of N completions sampled as one batch.
+    """
     return compose(
         model_dir, LACRIMOSA_PROMPT, Path(out_dir) / "lacrimosa.mid", bars=LACRIMOSA_BARS - 8, top_k=top_k,
-        composer="mozart", seed=seed, wav=wav, progress=progress,
+        composer="mozart", seed=seed, candidates=candidates, wav=wav, progress=progress,
     )[0]  # fmt: skip

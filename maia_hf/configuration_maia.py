@@ -1,12 +1,25 @@
-"""`MaiaConfig`: a GPT-2 configuration with the notewise vocabulary and ``model_type="maia"``."""
+"""`MaiaConfig`: a GPT-2 configuration with the notewise vocabulary and ``model_type="maia"``.
+
+Also `SparsePattern`, the one check of the sparse attention settings, and the patterns as index
+predicates: they live here, without torch, because a saved model directory carries this file.
+"""
 
 from __future__ import annotations
 
-from transformers import GPT2Config, PreTrainedConfig
+from dataclasses import dataclass
+
+from transformers import GPT2Config
 
 from .errors import MaiaInputError
 
-__all__ = ["PRESETS", "MaiaConfig", "MaiaLstmConfig"]
+__all__ = [
+    "PRESETS",
+    "SPARSE_BACKENDS",
+    "MaiaConfig",
+    "SparsePattern",
+    "fixed_allows",
+    "strided_allows",
+]
 
 # Size of the default MaiaTokenizer vocabulary: 4 special + 88 p + 88 endp + 48 wait + 45 composers.
 DEFAULT_VOCAB_SIZE = 273
@@ -18,6 +31,136 @@ PRESETS: dict[str, dict] = {
     "gpt2-117m": {"n_layer": 12, "n_head": 12, "n_embd": 768, "n_inner": None, "n_positions": 1024},
     "gpt2-345m": {"n_layer": 24, "n_head": 16, "n_embd": 1024, "n_inner": None, "n_positions": 1024},
 }
+
+# How the sparse patterns run (docs/sparse_attention.md compares them).
+SPARSE_BACKENDS = ("sdpa", "flex", "split")
+# The registered sparse attention implementations and the pattern each one runs.
+_SPARSE_IMPLEMENTATIONS = {"maia_sparse_fixed": "fixed", "maia_sparse_strided": "strided"}
+
+
+# --------------------------------------------------------------------------------------------
+# The sparse patterns (Child et al., 2019) as pure index predicates: they take integer tensors (or
+# ints) that broadcast, and use nothing but operators, so they need no torch import.
+# --------------------------------------------------------------------------------------------
+
+
+def _summary_start(block: int, summary: int, head):
+    """First position, within a block, of the summary sub-block used by ``head`` (None: the last ``c``)."""
+    if head is None:
+        return block - summary
+    return block - summary * (head % (block // summary) + 1)
+
+
+def fixed_allows(q_pos, kv_pos, block: int, summary: int, head=None):
+    """Fixed pattern: ``kv_pos <= q_pos`` and (same block, or ``kv_pos`` a summary position of its block).
+
+    Example:
+
+    ```python
+    >>> from maia_hf.configuration_maia import fixed_allows
+    >>> fixed_allows(9, 3, block=4, summary=1), fixed_allows(9, 2, block=4, summary=1)
+    (True, False)
+
+    ```
+    """
+    start = _summary_start(block, summary, head)
+    in_summary = (kv_pos % block >= start) & (kv_pos % block < start + summary)
+    return (kv_pos <= q_pos) & ((q_pos // block == kv_pos // block) | in_summary)
+
+
+def strided_allows(q_pos, kv_pos, stride: int):
+    """Strided pattern: ``kv_pos <= q_pos`` and (one of the previous ``stride``, or a multiple of it back).
+
+    Example:
+
+    ```python
+    >>> from maia_hf.configuration_maia import strided_allows
+    >>> strided_allows(9, 1, stride=4), strided_allows(9, 2, stride=4)
+    (True, False)
+
+    ```
+    """
+    # Written without q_pos - kv_pos: on [n, n] grids that would be an int64 tensor 8x the boolean mask.
+    near = kv_pos > q_pos - stride
+    same_phase = q_pos % stride == kv_pos % stride
+    return (kv_pos <= q_pos) & (near | same_phase)
+
+
+def _check_sparse_backend(backend: str) -> None:
+    if backend not in SPARSE_BACKENDS:
+        *others, last = (repr(name) for name in SPARSE_BACKENDS)
+        raise MaiaInputError(f"unknown sparse_backend {backend!r}; choose {', '.join(others)} or {last}")
+
+
+@dataclass(frozen=True)
+class SparsePattern:
+    """One sparse pattern with its sizes, validated: what ``MaiaConfig`` and the attention functions read.
+
+    Args:
+        kind (`str`): ``"fixed"`` or ``"strided"``.
+        block (`int`): block length (fixed) or stride (strided), ``l``.
+        summary (`int`, *optional*, defaults to 1): summary positions per block ``c`` (fixed only,
+            ``1 <= c <= l``).
+        per_head_summary (`bool`, *optional*, defaults to `False`): a distinct summary sub-block per head.
+        backend (`str`, *optional*, defaults to ``"sdpa"``): ``"sdpa"``, ``"flex"`` or ``"split"``.
+
+    Raises:
+        MaiaInputError: an unknown kind or backend, or sizes outside those ranges.
+
+    Example:
+
+    ```python
+    >>> from maia_hf.configuration_maia import SparsePattern
+    >>> pattern = SparsePattern("fixed", block=8, summary=2, per_head_summary=True)
+    >>> pattern.varies_by_head, pattern.allows(None, 12, 7), pattern.allows(None, 12, 3)
+    (True, True, False)
+    >>> SparsePattern("fixed", block=8, summary=16)
+    Traceback (most recent call last):
+    ...
+    maia_hf.errors.MaiaInputError: sparse_summary must be between 1 and sparse_block (8), got 16
+
+    ```
+    """
+
+    kind: str
+    block: int
+    summary: int = 1
+    per_head_summary: bool = False
+    backend: str = "sdpa"
+
+    def __post_init__(self):
+        if self.kind not in ("fixed", "strided"):
+            raise MaiaInputError(f"unknown sparse pattern {self.kind!r}; choose 'fixed' or 'strided'")
+        if int(self.block) < 1:
+            raise MaiaInputError(f"sparse_block must be a positive block length, got {self.block}")
+        # The summary belongs to the fixed pattern alone (a strided stride below 16 needs no summary).
+        if self.kind == "fixed" and not 1 <= int(self.summary) <= int(self.block):
+            raise MaiaInputError(
+                f"sparse_summary must be between 1 and sparse_block ({self.block}), got {self.summary}"
+            )
+        _check_sparse_backend(self.backend)
+
+    @classmethod
+    def from_config(cls, config, kind: str) -> SparsePattern:
+        """The pattern a (Maia) configuration asks for; plain GPT-2 configs get the defaults."""
+        return cls(
+            kind,
+            block=getattr(config, "sparse_block", 128),
+            summary=getattr(config, "sparse_summary", 16),
+            per_head_summary=bool(getattr(config, "sparse_per_head_summary", False)),
+            backend=getattr(config, "sparse_backend", "sdpa"),
+        )
+
+    @property
+    def varies_by_head(self) -> bool:
+        """Whether heads see different summaries (a per-head summary with at least two sub-blocks)."""
+        return self.kind == "fixed" and self.per_head_summary and self.block // self.summary > 1
+
+    def allows(self, head, q_pos, kv_pos):
+        """Whether ``q_pos`` may attend to ``kv_pos`` (sequence positions; broadcasting tensors or ints)."""
+        if self.kind == "strided":
+            return strided_allows(q_pos, kv_pos, self.block)
+        return fixed_allows(q_pos, kv_pos, self.block, self.summary, head if self.varies_by_head else None)
 
 
 class MaiaConfig(GPT2Config):
@@ -48,12 +191,11 @@ class MaiaConfig(GPT2Config):
         sparse_per_head_summary (`bool`, *optional*, defaults to `False`): for ``"maia_sparse_fixed"``,
             give head ``h`` its own summary sub-block of ``c`` positions, the ``(h mod l/c)``-th from the end
             of each block, instead of the last ``c`` positions for every head.
-        sparse_backend (`str`, *optional*, defaults to ``"sdpa"``): how the sparse patterns run:
-            ``"sdpa"`` (a boolean mask; exact everywhere, dense cost), ``"split"`` (the pattern cut into
-            dense pieces run by SDPA's fused CPU kernel and merged exactly: sparse cost for training and
-            inference on CPU; padded batches, cached steps and dropout use ``"sdpa"``) or ``"flex"``
-            (FlexAttention skipping masked blocks; training on GPU; without a CPU backward or dropout it
-            falls back to ``"sdpa"`` with a warning).
+        activation_function (`str`, *optional*, defaults to ``"gelu_pytorch_tanh"``): GPT-2's tanh GELU
+            (the same function as GPT-2's ``"gelu_new"``, which saved GPT-2 configurations keep) computed by
+            one fused kernel, forward and backward.
+        sparse_backend (`str`, *optional*, defaults to ``"sdpa"``): how the sparse patterns run, ``"sdpa"``,
+            ``"split"`` or ``"flex"`` (their costs and fallbacks: ``docs/sparse_attention.md``).
 
     Example:
 
@@ -83,17 +225,14 @@ class MaiaConfig(GPT2Config):
         sparse_summary: int = 16,
         sparse_per_head_summary: bool = False,
         sparse_backend: str = "sdpa",
+        activation_function: str = "gelu_pytorch_tanh",
         **kwargs,
     ):
-        if sparse_backend not in ("sdpa", "flex", "split"):
-            raise MaiaInputError(f"unknown sparse_backend {sparse_backend!r}; choose 'sdpa', 'flex' or 'split'")
+        _check_sparse_backend(sparse_backend)
         chosen = kwargs.get("attn_implementation") or maia_attn_implementation
-        if chosen in ("maia_sparse_fixed", "maia_sparse_strided") and sparse_block < 1:
-            raise MaiaInputError(f"sparse_block must be a positive block length, got {sparse_block}")
-        # The summary belongs to the fixed pattern alone (a strided stride below 16 needs no summary).
-        if chosen == "maia_sparse_fixed" and not 1 <= sparse_summary <= sparse_block:
-            raise MaiaInputError(
-                f"sparse_summary must be between 1 and sparse_block ({sparse_block}), got {sparse_summary}"
+        if chosen in _SPARSE_IMPLEMENTATIONS:
+            SparsePattern(
+                _SPARSE_IMPLEMENTATIONS[chosen], sparse_block, sparse_summary, sparse_per_head_summary, sparse_backend
             )
         self.sparse_block = sparse_block
         self.sparse_summary = sparse_summary
@@ -109,6 +248,7 @@ class MaiaConfig(GPT2Config):
             n_layer=n_layer,
             n_head=n_head,
             n_inner=n_inner,
+            activation_function=activation_function,
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
             eos_token_id=eos_token_id,
@@ -125,53 +265,3 @@ class MaiaConfig(GPT2Config):
         if name not in PRESETS:
             raise MaiaInputError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
-
-
-class MaiaLstmConfig(PreTrainedConfig):
-    """Configuration of the original maia's LSTM baseline.
-
-    Args:
-        vocab_size (`int`, *optional*, defaults to 273): size of the tokenizer's vocabulary.
-        embedding_dim (`int`, *optional*, defaults to 4): token embedding width; the original maia used
-            the fourth root of its ~150-word vocabulary.
-        hidden_size (`int`, *optional*, defaults to 512): units of each LSTM layer.
-        num_layers (`int`, *optional*, defaults to 2): stacked LSTM layers.
-        dropout (`float`, *optional*, defaults to 0.0): dropout between the LSTM layers.
-        initializer_range (`float`, *optional*, defaults to 0.02): std of the output layer init.
-        use_cache (`bool`, *optional*, defaults to `True`): return the LSTM state for generation.
-
-    Example:
-
-    ```python
-    >>> from maia_hf import MaiaLstmConfig
-    >>> MaiaLstmConfig().hidden_size
-    512
-
-    ```
-    """
-
-    model_type = "maia-lstm"
-
-    def __init__(
-        self,
-        vocab_size: int = DEFAULT_VOCAB_SIZE,
-        embedding_dim: int = 4,
-        hidden_size: int = 512,
-        num_layers: int = 2,
-        dropout: float = 0.0,
-        initializer_range: float = 0.02,
-        use_cache: bool = True,
-        pad_token_id: int = 0,
-        bos_token_id: int = 2,
-        eos_token_id: int = 3,
-        **kwargs,
-    ):
-        self.vocab_size = vocab_size
-        self.embedding_dim = embedding_dim
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.dropout = dropout
-        self.initializer_range = initializer_range
-        self.use_cache = use_cache
-        kwargs.setdefault("tie_word_embeddings", False)
-        super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs)

@@ -1,31 +1,43 @@
-"""Reading and writing music as notes: MIDI through symusic, scores through music21.
+"""Reading and writing music as notes: dispatch by file kind, MIDI through symusic, notewise text.
 
-Every reader returns :class:`RawPiece` objects (notes in ticks, exactly as the file has them) that
-:func:`to_piece` quantizes and merges with the codec into a :class:`~maia_hf.codec.Piece`.
-MIDI is never parsed with music21 (slow, and it changes notes); music21 objects are turned into
-notes directly, never through music21's MIDI writer.
+:func:`read_raw` reads any source into :class:`~maia_hf.notes.RawPiece` objects (notes in ticks,
+exactly as the file has them): MIDI here through symusic, scores through music21 in
+:mod:`maia_hf.scores`, notewise text here. :func:`to_piece` quantizes and merges them with the codec
+into a :class:`~maia_hf.notes.Piece`. MIDI is never parsed with music21 (slow, and it changes
+notes). Writing: MIDI (:func:`write_midi`), notewise text (:func:`write_notewise`) and, re-exported
+from :mod:`maia_hf.scores`, MusicXML (:func:`write_musicxml`).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from .codec import CanonicalReport, NoteArray, NotewiseCodec, Piece, TempoChange, TimeSignature, quantize_ticks
+from .codec import CanonicalReport, NotewiseCodec, quantize_ticks
 from .errors import MaiaInputError
+from .notes import NoteArray, Piece, RawPiece, TempoChange, TimeSignature
+from .scores import (
+    MUSIC21_PREFIX,
+    piece_to_music21,
+    raw_from_music21,
+    read_music21_corpus,
+    read_score_file,
+    write_musicxml,
+)
 
 __all__ = [
     "MIDI_SUFFIXES",
+    "MUSIC21_PREFIX",
     "SCORE_SUFFIXES",
+    "TEXT_SUFFIXES",
     "RawPiece",
     "format_notewise",
     "load_pieces",
     "piece_to_music21",
     "piece_to_symusic",
+    "parse_notewise",
     "read_notewise",
     "read_raw",
     "to_piece",
@@ -37,37 +49,7 @@ __all__ = [
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
 TEXT_SUFFIXES = (".txt", ".notewise")
 SCORE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".krn", ".abc")
-MUSIC21_PREFIX = "music21:"
-# Resolution used to turn music21's fractional quarter offsets into integer ticks: divisible by
-# 2^5 * 3^2 * 5 * 7, so every common tuplet lands on a whole tick.
-SCORE_TICKS_PER_QUARTER = 10080
 OUTPUT_TICKS_PER_QUARTER = 480
-
-
-@dataclass
-class RawPiece:
-    """Notes as a file holds them, before quantization.
-
-    Args:
-        notes (`NoteArray`): times in ticks.
-        ticks_per_quarter (`int`): the tick resolution of ``notes``.
-        tempos (`list[tuple[int, float]]`): (tick, quarter notes per minute).
-        time_signatures (`list[tuple[int, int, int]]`): (tick, numerator, denominator).
-        name (`str`): the source (path, corpus id, or tune title).
-        drum_notes_dropped (`int`): notes of drum tracks / unpitched parts left out.
-        composer (`str`, *optional*): the composer, where the source names one.
-        repeats_as_written (`bool`): music21 could not expand the score's repeats (inconsistent marks),
-            so the notes are as notated, each repeated section once.
-    """
-
-    notes: NoteArray
-    ticks_per_quarter: int
-    tempos: list[tuple[int, float]] = field(default_factory=list)
-    time_signatures: list[tuple[int, int, int]] = field(default_factory=list)
-    name: str = ""
-    drum_notes_dropped: int = 0
-    composer: str | None = None
-    repeats_as_written: bool = False  # a score's repeat marks could not be expanded (inconsistent marks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,7 +73,7 @@ def read_raw(source, codec: NotewiseCodec | None = None) -> list[RawPiece]:
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if text.startswith(MUSIC21_PREFIX):
-            return _read_music21_corpus(text[len(MUSIC21_PREFIX) :])
+            return read_music21_corpus(text[len(MUSIC21_PREFIX) :])
         path = Path(text)
         if not path.exists():
             raise MaiaInputError(f"{text!r} does not exist; give the path of a MIDI or score file")
@@ -103,7 +85,7 @@ def read_raw(source, codec: NotewiseCodec | None = None) -> list[RawPiece]:
         if suffix in MIDI_SUFFIXES:
             return [_read_midi(path)]
         if suffix in SCORE_SUFFIXES:
-            return _read_score_file(path)
+            return read_score_file(path)
         if suffix in TEXT_SUFFIXES:
             return read_notewise(path, codec)
         known = ", ".join(MIDI_SUFFIXES + SCORE_SUFFIXES + TEXT_SUFFIXES)
@@ -112,7 +94,7 @@ def read_raw(source, codec: NotewiseCodec | None = None) -> list[RawPiece]:
     if type_name.startswith("symusic"):
         return [_raw_from_symusic(source, name="<symusic.Score>")]
     if type_name.startswith("music21"):
-        return _raw_from_music21(source, name=getattr(source, "filePath", None) or "<music21 stream>")
+        return raw_from_music21(source, name=getattr(source, "filePath", None) or "<music21 stream>")
     raise MaiaInputError(f"cannot read a {type_name}; give a file path, a symusic.Score or a music21 stream")
 
 
@@ -161,131 +143,6 @@ def _raw_from_symusic(score, name: str) -> RawPiece:
     ts = score.time_signatures.numpy()
     signatures = list(zip(ts["time"].tolist(), ts["numerator"].tolist(), ts["denominator"].tolist(), strict=True))
     return RawPiece(NoteArray.concatenate(parts), score.ticks_per_quarter, tempos, signatures, name, drums)
-
-
-def _read_score_file(path: Path) -> list[RawPiece]:
-    import music21
-
-    try:
-        parsed = music21.converter.parse(str(path), forceSource=True)
-    except Exception as exc:
-        raise MaiaInputError(
-            f"{str(path)!r} could not be parsed as a {path.suffix} score by music21 ({exc}); check the file"
-        ) from exc
-    return _raw_from_music21(parsed, name=str(path))
-
-
-def _read_music21_corpus(name: str) -> list[RawPiece]:
-    import music21
-
-    try:
-        parsed = music21.corpus.parse(name)
-    except Exception as exc:
-        raise MaiaInputError(
-            f"'music21:{name}' is not in the music21 corpus ({exc}); "
-            "list works with music21.corpus.search or use e.g. 'music21:bach/bwv66.6'"
-        ) from exc
-    return _raw_from_music21(parsed, name=f"music21:{name}")
-
-
-def _raw_from_music21(stream, name: str) -> list[RawPiece]:
-    import music21
-
-    if isinstance(stream, music21.stream.Opus):
-        pieces = []
-        for i, score in enumerate(stream.scores):
-            title = score.metadata.title if score.metadata and score.metadata.title else f"tune {i + 1}"
-            pieces.extend(_raw_from_music21(score, name=f"{name}#{i + 1} {title}"))
-        return pieces
-    metadata = getattr(stream, "metadata", None)
-    composer = (metadata.composer or None) if metadata is not None else None  # before expandRepeats drops it
-    # Play repeats as written out; inconsistent repeat marks leave the score as notated (and say so).
-    as_written = False
-    try:
-        stream = stream.expandRepeats()
-    except music21.exceptions21.Music21Exception:
-        as_written = True
-    parts = list(stream.parts) if isinstance(stream, music21.stream.Score) and stream.parts else [stream]
-    notes, drums = [], 0
-    for part in parts:
-        part_notes, part_drums = _music21_part_notes(part)
-        notes.extend(part_notes)
-        drums += part_drums
-    arr = NoteArray.from_lists(*zip(*notes, strict=True)) if notes else NoteArray.empty()
-    tempos, signatures = _music21_metadata(stream)
-    return [
-        RawPiece(
-            arr,
-            SCORE_TICKS_PER_QUARTER,
-            tempos,
-            signatures,
-            name,
-            drums,
-            repeats_as_written=as_written,
-            composer=composer,
-        )  # fmt: skip
-    ]
-
-
-def _ticks(quarters) -> int:
-    return round(Fraction(quarters) * SCORE_TICKS_PER_QUARTER)
-
-
-def _music21_part_notes(part) -> tuple[list[tuple[int, int, int, int]], int]:
-    """(pitch, start tick, end tick, velocity) for every pitched note; grace notes skipped.
-
-    Tied notes are joined pitch by pitch (also inside chords, where music21's ``stripTies`` leaves
-    partial ties split), so a score maia wrote as MusicXML reads back note for note.
-    """
-    import music21
-
-    notes, drums = [], 0
-    open_ties: dict[int, int] = {}  # MIDI pitch -> index in notes of the note its tie continues
-    for element in part.flatten().notes:
-        if isinstance(element, (music21.note.Unpitched, music21.percussion.PercussionChord)):
-            drums += 1
-            continue
-        if element.duration.isGrace:
-            continue
-        start = _ticks(element.offset)
-        # The end from the exact sum, so it meets the next note's start tick (ties join on equality).
-        end = _ticks(music21.common.opFrac(element.offset + element.duration.quarterLength))
-        velocity = element.volume.velocity if element.volume.velocity is not None else 80
-        components = element.notes if isinstance(element, music21.chord.Chord) else [element]
-        for component in components:
-            midi = int(component.pitch.midi)
-            tie = component.tie
-            kind = tie.type if tie is not None else None
-            held = open_ties.get(midi)
-            if kind in ("stop", "continue") and held is not None and notes[held][2] == start:
-                notes[held] = (midi, notes[held][1], end, notes[held][3])
-                if kind == "stop":
-                    del open_ties[midi]
-                continue
-            notes.append((midi, start, end, int(velocity)))
-            if kind in ("start", "continue"):
-                open_ties[midi] = len(notes) - 1
-    return notes, drums
-
-
-def _music21_metadata(stream) -> tuple[list[tuple[int, float]], list[tuple[int, int, int]]]:
-    import music21
-
-    flat = stream.flatten()
-    tempos = []
-    for mark in flat.getElementsByClass(music21.tempo.MetronomeMark):
-        qpm = mark.getQuarterBPM()
-        if qpm:
-            tempos.append((_ticks(mark.offset), float(qpm)))
-    signatures = []
-    for ts in flat.getElementsByClass(music21.meter.TimeSignature):
-        entry = (_ticks(ts.offset), int(ts.numerator), int(ts.denominator))
-        if not signatures or signatures[-1][1:] != entry[1:]:
-            if signatures and signatures[-1][0] == entry[0]:
-                signatures[-1] = entry
-            else:
-                signatures.append(entry)
-    return sorted(set(tempos)), signatures
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,21 +197,39 @@ def read_notewise(path, codec: NotewiseCodec | None = None) -> list[RawPiece]:
         MaiaTokenError: a word outside the vocabulary (the message names it, its line and position).
         MaiaInputError: a malformed metadata line.
     """
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    return parse_notewise(text, codec, where=lambda number: f"{str(path)!r} line {number}", name=str(path))
+
+
+def parse_notewise(text: str, codec: NotewiseCodec | None = None, where=None, name: str = "text") -> list[RawPiece]:
+    """Parse notewise text (the format of :func:`read_notewise`) into one `RawPiece` per line of words.
+
+    Args:
+        text (`str`): ``# key: value`` metadata lines, then a line of words, for each piece.
+        where (*optional*): ``where(line_number)`` names a line in error messages (default ``"line N"``).
+        name (`str`, *optional*): piece names default to ``"{name}:{line}"``.
+
+    Raises:
+        MaiaTokenError: a word outside the vocabulary (the message names it, its line and position).
+        MaiaInputError: a malformed metadata line.
+    """
     codec = codec or NotewiseCodec()
+    where = where or (lambda number: f"line {number}")
     spq = codec.config.steps_per_quarter
     pieces, meta = [], _empty_meta()
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
         if line.startswith("#"):
-            _parse_meta_line(line, meta, f"{str(path)!r} line {number}")
+            _parse_meta_line(line, meta, where(number))
             continue
         words = [w for w in line.split() if not (w.startswith("<") and w.endswith(">"))]
-        result = codec.decode(codec.words_to_indices(words, source=f"{str(path)!r} line {number}"))
-        name = meta["name"] or f"{path}:{number}"
-        pieces.append(RawPiece(result.notes, spq, meta["tempo"], meta["time_signature"], name, 0, meta["composer"]))
+        result = codec.decode(codec.words_to_indices(words, source=where(number)))
+        piece_name = meta["name"] or f"{name}:{number}"
+        pieces.append(
+            RawPiece(result.notes, spq, meta["tempo"], meta["time_signature"], piece_name, 0, meta["composer"])
+        )
         meta = _empty_meta()
     return pieces
 
@@ -443,73 +318,4 @@ def write_midi(piece: Piece, path, steps_per_quarter: int = 12) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     piece_to_symusic(piece, steps_per_quarter).dump_midi(str(path))
-    return path
-
-
-def piece_to_music21(piece: Piece, steps_per_quarter: int = 12, split_pitch: int = 60):
-    """A two-staff piano ``music21.stream.Score``: notes at or above ``split_pitch`` in the right hand.
-
-    Each staff is one voice of chords: wherever the set of sounding notes changes a new chord
-    begins, and a note that goes on sounding is tied into it, pitch by pitch. That is how one staff
-    of piano music is notated, and it reads back through :func:`read_raw` note for note.
-    """
-    import music21
-
-    score = music21.stream.Score()
-    first_ts = (piece.time_signatures or [TimeSignature(0, 4, 4)])[0]
-    qpm = (piece.tempos or [TempoChange(0, 120.0)])[0].qpm
-    right = piece.notes.pitch >= split_pitch
-    for hand, clef, mask in (
-        ("Right hand", music21.clef.TrebleClef(), right),
-        ("Left hand", music21.clef.BassClef(), ~right),
-    ):
-        part = music21.stream.Part(id=hand)
-        part.partName = hand
-        part.insert(0, music21.instrument.Piano())
-        part.insert(0, clef)
-        part.insert(0, music21.meter.TimeSignature(f"{first_ts.numerator}/{first_ts.denominator}"))
-        if hand == "Right hand":
-            mark = music21.tempo.MetronomeMark(number=round(qpm, 2), referent=music21.note.Note(type="quarter"))
-            part.insert(0, mark)
-        for offset, chord in _tied_chords(piece.notes.take(mask), steps_per_quarter):
-            part.insert(offset, chord)
-        score.insert(0, part)
-    return score
-
-
-def _tied_chords(notes: NoteArray, steps_per_quarter: int):
-    """Yield (offset, chord) for each span between consecutive note boundaries where notes sound."""
-    import music21
-
-    if len(notes) == 0:
-        return
-    boundaries = np.unique(np.concatenate([notes.start, notes.end]))
-    order = np.argsort(notes.start, kind="stable")
-    active: list[int] = []
-    next_note = 0
-    for left, right in zip(boundaries[:-1].tolist(), boundaries[1:].tolist(), strict=True):
-        active = [i for i in active if notes.end[i] > left]
-        while next_note < len(order) and notes.start[order[next_note]] == left:
-            active.append(int(order[next_note]))
-            next_note += 1
-        if not active:
-            continue
-        members = []
-        for i in sorted(active, key=lambda i: notes.pitch[i]):
-            note = music21.note.Note(int(notes.pitch[i]))
-            note.volume.velocity = int(notes.velocity[i])
-            began, continues = notes.start[i] == left, notes.end[i] > right
-            tie = {(True, True): "start", (False, True): "continue", (False, False): "stop"}.get((began, continues))
-            if tie:
-                note.tie = music21.tie.Tie(tie)
-            members.append(note)
-        chord = music21.chord.Chord(members, quarterLength=Fraction(right - left, steps_per_quarter))
-        yield Fraction(left, steps_per_quarter), chord
-
-
-def write_musicxml(piece: Piece, path, steps_per_quarter: int = 12) -> Path:
-    """Write the piece as MusicXML (two staves, see :func:`piece_to_music21`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    piece_to_music21(piece, steps_per_quarter).write("musicxml", fp=str(path))
     return path

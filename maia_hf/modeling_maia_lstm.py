@@ -12,7 +12,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .configuration_maia import MaiaLstmConfig
+from .configuration_maia_lstm import MaiaLstmConfig
 
 __all__ = ["LstmState", "MaiaLstmForCausalLM"]
 

@@ -1,31 +1,108 @@
-"""Pipelines: ``text-generation`` that keeps notewise words apart, and ``music-generation``.
+"""Pipelines: ``text-generation`` and ``music-generation``, thin wrappers over :mod:`maia_hf.generation`.
 
-``pipeline("text-generation")`` of transformers 5 returns ``prompt + decode(new tokens)`` with nothing
-between them, which glues two words of a word-level vocabulary into one (``"endp60p62"``). maia
-registers a subclass that puts one space at that seam when the tokenizer is a `MaiaTokenizer` and
-behaves exactly like the original otherwise.
-
-``pipeline("music-generation", model=DIR)`` takes a MIDI / MusicXML / notewise-text path, MIDI bytes or
-notewise text and returns the continuation as notewise text and MIDI bytes.
+Both sample through the notewise constraints and the sliding window of
+:func:`~maia_hf.generation.sample_with_sliding_window`, so a prompt plus new tokens may run past the
+model's positions. ``pipeline("text-generation")`` keeps transformers' output (``[{"generated_text":
+...}]``) and, for a `MaiaTokenizer`, one space at the seam of prompt and continuation (transformers 5
+glues ``"endp60"`` and ``"p62"`` into ``"endp60p62"``); with any other tokenizer it is transformers' own.
+``pipeline("music-generation")`` reads a prompt as :func:`~maia_hf.generation.read_prompt` does and
+returns the continuation as notewise text and MIDI bytes.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import torch
-from transformers import Pipeline, TextGenerationPipeline
+from transformers import GenerationConfig, Pipeline, SuppressTokensLogitsProcessor, TextGenerationPipeline
 
-from .codec import Piece
 from .errors import MaiaInputError
-from .io import MIDI_SUFFIXES, SCORE_SUFFIXES, TEXT_SUFFIXES, load_pieces, piece_to_symusic
+from .generation import DEFAULT_MAX_NOTE_QUARTERS, continue_ids, continue_piece, read_prompt
+from .io import piece_to_symusic
 
 __all__ = ["MaiaTextGenerationPipeline", "MusicGenerationPipeline"]
 
+# generate() parameters every model's generation config (or the pipeline) sets that mean nothing to sampling.
+_INERT_PARAMETERS = {
+    "_from_model_config", "transformers_version", "generation_config", "bos_token_id", "eos_token_id",
+    "pad_token_id", "decoder_start_token_id", "use_cache", "output_attentions", "output_hidden_states",
+}  # fmt: skip
+_SAMPLING_PARAMETERS = ("do_sample", "top_k", "top_p", "temperature", "num_return_sequences", "max_new_tokens")
+
+
+def _sampling_parameters(pipe: Pipeline, generate_kwargs: dict, defaults: dict, extra=()) -> dict:
+    """This call's generate() parameters as maia's sampler takes them, on top of ``defaults``.
+
+    The parameters are transformers': the call's, the pipeline's, then the model's generation config.
+    One the sampler cannot honour (``num_beams=4``, ``repetition_penalty``...) is an error, never ignored.
+    """
+    params = pipe._get_set_generation_params(pipe._prepare_generate_kwargs(dict(generate_kwargs)))
+    handled = set(_SAMPLING_PARAMETERS) | set(extra)
+    plain = GenerationConfig._get_default_generation_params()
+    unsupported = sorted(
+        k for k, v in params.items() if k not in handled | _INERT_PARAMETERS and v is not None and v != plain.get(k)
+    )
+    if unsupported:
+        given = ", ".join(f"{k}={params[k]!r}" for k in unsupported)
+        raise MaiaInputError(
+            f"maia's pipelines sample with the notewise constraints and do not take {given}; "
+            f"they take {', '.join(sorted(handled))} (call model.generate() for the rest)"
+        )
+    return {**defaults, **{k: params[k] for k in handled if params.get(k) is not None}}
+
 
 class MaiaTextGenerationPipeline(TextGenerationPipeline):
-    """`TextGenerationPipeline` with the prompt and the continuation kept as separate words."""
+    """`TextGenerationPipeline` that continues notewise text with :func:`~maia_hf.generation.continue_ids`.
+
+    With a `MaiaTokenizer`, the prompt's ids are continued exactly as written, under the notewise
+    constraints (``constrained=False`` turns them off; ``max_note_quarters=`` sets the longest note;
+    ``candidates=N`` returns for each sequence the likeliest of N sampled as one batch), over a sliding window; ``max_new_tokens``, ``max_length``, ``num_return_sequences``, ``do_sample``,
+    ``top_k``, ``top_p``, ``temperature`` and ``suppress_tokens`` mean what they mean to ``generate()``,
+    and ``return_full_text`` / ``return_tensors`` what they mean to the pipeline. The continuation is not
+    made to end: the text may stop with notes sounding. Other tokenizers get transformers' pipeline.
+
+    Example:
+
+    ```python
+    >>> import maia_hf
+    >>> from transformers import pipeline
+    >>> generator = pipeline("text-generation", model=maia_hf.DEFAULT_MODEL)
+    >>> (out,) = generator("p62 p65 wait6 endp62 endp65", max_new_tokens=8, do_sample=False)
+    >>> out["generated_text"].startswith("p62 p65 wait6 endp62 endp65 "), len(out["generated_text"].split()) <= 13
+    (True, True)
+
+    ```
+    """
+
+    def _forward(self, model_inputs, **generate_kwargs):
+        from .tokenization_maia import MaiaTokenizer
+
+        if not isinstance(self.tokenizer, MaiaTokenizer):
+            return super()._forward(model_inputs, **generate_kwargs)
+        maia_options = ("constrained", "max_note_quarters", "candidates")
+        options = {k: generate_kwargs.pop(k) for k in maia_options if k in generate_kwargs}
+        generate_kwargs.pop("prefix_length", None)  # a prefix is part of input_ids here
+        input_ids, mask = model_inputs["input_ids"], model_inputs.get("attention_mask")
+        plain = GenerationConfig._get_default_generation_params()
+        settings = _sampling_parameters(
+            self, generate_kwargs, {k: plain[k] for k in _SAMPLING_PARAMETERS if k in plain},
+            extra=("max_length", "suppress_tokens"),
+        )  # fmt: skip
+        budget = settings.pop("max_new_tokens", None) or max(settings.get("max_length", 0) - input_ids.shape[-1], 0)
+        settings.pop("max_length", None)
+        suppress = settings.pop("suppress_tokens", None)
+        processors = [SuppressTokensLogitsProcessor(suppress, device=self.model.device)] if suppress else None
+        rows = []
+        for b in range(input_ids.shape[0]):
+            prompt = input_ids[b] if mask is None else input_ids[b][mask[b].bool()]
+            new = continue_ids(
+                self.model, self.tokenizer, prompt.tolist(), max_new_tokens=budget, logits_processor=processors,
+                **options, **settings,
+            )  # fmt: skip
+            rows.append([input_ids[b].tolist() + ids for ids in new])
+        return {
+            "generated_sequence": _pad(rows, self.tokenizer.pad_token_id),
+            "input_ids": input_ids if input_ids.shape[-1] else None,
+            "prompt_text": model_inputs["prompt_text"],
+        }
 
     def postprocess(self, model_outputs, **kwargs):
         from .tokenization_maia import MaiaTokenizer
@@ -43,16 +120,39 @@ class MaiaTextGenerationPipeline(TextGenerationPipeline):
         return records
 
 
-class MusicGenerationPipeline(Pipeline):
-    """Continue a piece of music with a maia model.
+def _pad(rows: list[list[list[int]]], pad_token_id: int) -> torch.LongTensor:
+    """Sequences (prompt, sequence, ids) as one (prompts, sequences, longest) tensor, padded on the right."""
+    width = max(len(ids) for row in rows for ids in row)
+    return torch.tensor([[ids + [pad_token_id] * (width - len(ids)) for ids in row] for row in rows])
 
-    Call it with a path (MIDI, MusicXML, .mxl, .krn, ABC, notewise .txt), MIDI bytes, or notewise text.
-    Keyword arguments: ``composer`` (adds ``<composer:NAME>``), ``prompt_bars`` (keep only the first
-    bars of the prompt), ``constrained`` (default True: :class:`~maia_hf.generation.NotewiseConstraintProcessor`
-    keeps the output well-formed), and any ``generate()`` argument (``max_new_tokens``, ``top_k``, ``temperature``,
-    ``do_sample``...). Returns ``{"notewise": continuation words, "midi": MIDI bytes of the
-    continuation, "full_midi": MIDI bytes of prompt and continuation}``; the MIDI keeps the prompt's
-    tempo and time signature.
+
+class MusicGenerationPipeline(Pipeline):
+    """Continue a piece of music with a maia model (:func:`~maia_hf.generation.continue_piece`).
+
+    Call it with anything :func:`~maia_hf.generation.read_prompt` reads: a path (MIDI, MusicXML, .mxl,
+    .krn, ABC, notewise .txt), ``"music21:NAME"``, MIDI bytes, notewise text or a `Piece`. Keyword
+    arguments: ``composer`` (any spelling ``maia generate --composer`` takes), ``prompt_bars`` (keep the
+    prompt's first bars), ``bars`` (continue for that many bars and stop at the bar line),
+    ``max_note_quarters`` (longest note), ``constrained`` (default True), ``seed``, ``candidates`` (sample
+    N continuations as one batch, return the likeliest; default 1), and the sampling
+    arguments of ``generate()``: ``max_new_tokens`` (default 256, or 160 a bar with ``bars``),
+    ``do_sample`` (default True), ``top_k`` (default 5), ``top_p``, ``temperature``,
+    ``num_return_sequences``. Returns ``{"notewise": continuation words, "midi": MIDI bytes of the
+    continuation, "full_midi": MIDI bytes of prompt and continuation}`` (a list of them when
+    ``num_return_sequences > 1``); the MIDI keeps the prompt's tempo and time signature, and the
+    continuation starts at the bar line after the prompt.
+
+    Example:
+
+    ```python
+    >>> import maia_hf
+    >>> from transformers import pipeline
+    >>> music = pipeline("music-generation", model=maia_hf.DEFAULT_MODEL)
+    >>> out = music("p62 p65 wait6 endp62 endp65", composer="Mozart", bars=1, seed=0)
+    >>> sorted(out), out["midi"][:4]
+    (['full_midi', 'midi', 'notewise'], b'MThd')
+
+    ```
     """
 
     _pipeline_calls_generate = True
@@ -60,80 +160,38 @@ class MusicGenerationPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = True
+    _OPTIONS = ("composer", "bars", "constrained", "max_note_quarters", "seed", "candidates")
 
-    def _sanitize_parameters(self, composer=None, prompt_bars=None, constrained=None, **generate_kwargs):
-        preprocess = {"composer": composer, "prompt_bars": prompt_bars}
-        generate_kwargs.setdefault("max_new_tokens", 256)
-        generate_kwargs.setdefault("do_sample", True)
-        generate_kwargs.setdefault("top_k", 5)
-        forward = {"generate_kwargs": generate_kwargs, "constrained": True if constrained is None else constrained}
+    def _sanitize_parameters(self, prompt_bars=None, **kwargs):
+        preprocess = {} if prompt_bars is None else {"prompt_bars": prompt_bars}
+        forward = {k: kwargs.pop(k) for k in self._OPTIONS if k in kwargs}
+        forward["generate_kwargs"] = kwargs
         return preprocess, forward, {}
 
-    def preprocess(self, inputs, composer=None, prompt_bars=None):
-        piece = self._read_prompt(inputs)
-        spq = self.tokenizer.codec.config.steps_per_quarter
-        if prompt_bars:
-            piece = piece.first_bars(prompt_bars, spq)
-        ids = [self.tokenizer.bos_token_id, self.tokenizer.composer_token_id(composer or piece.composer)]
-        ids += self.tokenizer.notes_to_ids(piece.notes)
-        return {"input_ids": torch.tensor([ids]), "piece": piece}
+    def preprocess(self, inputs, prompt_bars=None):
+        return {"piece": read_prompt(inputs, self.tokenizer, prompt_bars)}
 
-    def _read_prompt(self, inputs) -> Piece:
-        codec = self.tokenizer.codec
-        if isinstance(inputs, Piece):
-            return inputs
-        if isinstance(inputs, (bytes, bytearray)):
-            if bytes(inputs[:4]) != b"MThd":
-                return self._read_prompt(bytes(inputs).decode("utf-8", errors="replace"))
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "prompt.mid"
-                path.write_bytes(bytes(inputs))
-                return load_pieces(path, codec)[0]
-        if isinstance(inputs, Path) or (
-            isinstance(inputs, str)
-            and "\n" not in inputs
-            and Path(inputs).suffix.lower() in MIDI_SUFFIXES + SCORE_SUFFIXES + TEXT_SUFFIXES
-        ):
-            pieces = load_pieces(inputs, codec)
-            if not pieces:
-                raise MaiaInputError(f"{str(inputs)!r} holds no piece to continue")
-            return pieces[0]
-        if isinstance(inputs, str):
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "prompt.txt"
-                path.write_text(inputs, encoding="utf-8")
-                return load_pieces(path, codec)[0] if inputs.strip() else Piece(codec.decode([]).notes)
-        raise MaiaInputError(f"cannot continue a {type(inputs).__name__}; give a path, MIDI bytes or notewise text")
-
-    def _forward(self, model_inputs, generate_kwargs=None, constrained=True):
-        from transformers import LogitsProcessorList
-
-        from .generation import DEFAULT_MAX_NOTE_QUARTERS, NotewiseConstraintProcessor, max_note_steps
-
-        generate_kwargs = dict(generate_kwargs or {})
-        input_ids = model_inputs["input_ids"].to(self.model.device)
-        if constrained:
-            longest = max_note_steps(DEFAULT_MAX_NOTE_QUARTERS, self.tokenizer.codec.config.steps_per_quarter)
-            processor = NotewiseConstraintProcessor(
-                self.tokenizer, generate_kwargs["max_new_tokens"], max_note_steps=longest
-            )
-            generate_kwargs["logits_processor"] = LogitsProcessorList([processor])
-        sequences = self.model.generate(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **generate_kwargs
+    def _forward(self, model_inputs, generate_kwargs=None, bars=None, **options):
+        defaults = {"max_new_tokens": 256 if bars is None else None, "do_sample": True, "top_k": 5}
+        settings = _sampling_parameters(self, generate_kwargs or {}, defaults)
+        options.setdefault("max_note_quarters", DEFAULT_MAX_NOTE_QUARTERS)
+        piece = model_inputs["piece"]
+        continuations = continue_piece(
+            self.model, self.tokenizer, piece, bars=bars, progress=False, **options, **settings
         )
-        return {"sequence": sequences[0].cpu(), "prompt_length": input_ids.shape[1], "piece": model_inputs["piece"]}
+        return {"continuations": continuations, "piece": piece}
 
     def postprocess(self, model_outputs):
         tokenizer, piece = self.tokenizer, model_outputs["piece"]
         spq = tokenizer.codec.config.steps_per_quarter
-        new_ids = model_outputs["sequence"][model_outputs["prompt_length"] :].tolist()
-        if tokenizer.eos_token_id in new_ids:
-            new_ids = new_ids[: new_ids.index(tokenizer.eos_token_id)]
-        continuation = tokenizer.decode_to_piece(new_ids, piece.tempos, piece.time_signatures)
-        prompt_ids = tokenizer.notes_to_ids(piece.notes)
-        full = tokenizer.decode_to_piece(prompt_ids + new_ids, piece.tempos, piece.time_signatures)
-        return {
-            "notewise": tokenizer.decode(new_ids, skip_special_tokens=True),
-            "midi": piece_to_symusic(continuation, spq).dumps_midi(),
-            "full_midi": piece_to_symusic(full, spq).dumps_midi(),
-        }
+        records = [
+            {
+                "notewise": c.words,
+                "midi": piece_to_symusic(
+                    tokenizer.decode_to_piece(c.ids, piece.tempos, piece.time_signatures), spq
+                ).dumps_midi(),
+                "full_midi": piece_to_symusic(c.piece, spq).dumps_midi(),
+            }
+            for c in model_outputs["continuations"]
+        ]
+        return records if len(records) > 1 else records[0]

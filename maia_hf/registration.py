@@ -31,7 +31,8 @@ def register() -> None:
     from transformers.pipelines import PIPELINE_REGISTRY
     from transformers.utils import logging
 
-    from .configuration_maia import MaiaConfig, MaiaLstmConfig
+    from .configuration_maia import MaiaConfig
+    from .configuration_maia_lstm import MaiaLstmConfig
     from .modeling_maia import MaiaForCausalLM
     from .modeling_maia_lstm import MaiaLstmForCausalLM
     from .pipelines import MaiaTextGenerationPipeline, MusicGenerationPipeline

@@ -67,10 +67,9 @@ def render_wav(midi_path, wav_path, soundfont=None, sample_rate: int = 44100, ga
 def piano_roll(piece: Piece, path, prompt_end: int | None = None, steps_per_quarter: int = 12, title: str = "") -> Path:
     """Draw the piece as a piano roll: prompt notes (before ``prompt_end``) and continuation in two colours,
     bar lines in grey."""
-    import matplotlib
+    from .plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     notes = piece.notes
     end = int(notes.end.max()) if len(notes) else steps_per_quarter * 4

@@ -97,9 +97,9 @@ def run_cell(args, extra, corpus: Path, seq_len: int, batch: int, out: Path) -> 
     command = [
         *shlex.split(args.launcher), *([] if args.launcher else [sys.executable]), str(HERE / "train_gpt2.py"),
         "--config", args.config, *extra,
-        "--dataset_dir", str(corpus), "--seq_len", str(seq_len), "--batch_size", str(batch),
+        "--dataset_dir", str(corpus), "--seq_len", str(seq_len), "--per_device_train_batch_size", str(batch),
         "--max_steps", str(steps), "--warmup_steps", str(max(1, steps // 10)), "--output_dir", str(cell_dir),
-        "--eval_every", "0", "--save_every", "0", "--num_samples", "0", "--log_every", str(max(1, steps // 10)),
+        "--eval_steps", "0", "--save_steps", "0", "--num_samples", "0", "--logging_steps", str(max(1, steps // 10)),
     ]  # fmt: skip
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)

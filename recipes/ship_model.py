@@ -1,11 +1,16 @@
-"""Copy a trained model into the package as maia's default model, with its model card.
+"""Ship a trained model as maia's default model — only if it beats the one that ships now.
 
-    python recipes/ship_model.py runs/maia-small --card docs/maia-small.md [--dest maia_hf/resources/maia-small]
+    python recipes/ship_model.py --checkpoint RUN/checkpoints/latest --data CORPUS --card docs/maia-small.md
+    python recipes/ship_model.py --model RUN/final --data CORPUS --card docs/maia-small.md
 
-Takes RUN/final (weights, config, tokenizer, generation config), leaves out the code copies and
-``auto_map`` that ``save_pretrained`` adds for ``trust_remote_code`` (inside the package the code is
-the package itself), checks the size limit (30 MB), and writes the card (a Markdown file you wrote
-from the run's figures) as the directory's README.md.
+The candidate (a finished run's ``final/`` or a training checkpoint; a checkpoint without ``config.json``
+takes the configuration of ``--config-from``, by default the shipped model's) and the shipped model
+(``--base``, default ``maia_hf.DEFAULT_MODEL``) are scored on the same validation split of ``--data``, each
+token once (``maia_hf.evaluation.validation_nll``). The candidate ships only with fewer bits per token
+(``--force`` ships anyway). Shipping writes the weights (safetensors), the configuration without the
+``auto_map`` of ``trust_remote_code`` copies (inside the package the code is the package), a generation
+configuration that samples (``do_sample``, top-k 5, a 512-token default), the tokenizer, and the card as
+``README.md``; the directory must stay under 30 MB. Never the optimizer or other checkpoint state.
 """
 
 from __future__ import annotations
@@ -14,37 +19,131 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-KEEP = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
 LIMIT_BYTES = 30 * 1024 * 1024
+SHIPPED = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
 
 
-def main() -> int:
+def parse_args(argv=None) -> argparse.Namespace:
+    import maia_hf
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a training output_dir (its final/ is shipped)")
-    parser.add_argument("--card", type=Path, required=True, help="the model card (Markdown with YAML front matter)")
-    parser.add_argument("--dest", type=Path, default=Path("maia_hf/resources/maia-small"))
-    args = parser.parse_args()
-    final = args.run / "final"
-    missing = [name for name in KEEP if not (final / name).is_file()]
-    if missing:
-        print(f"ship_model: error: {final} lacks {', '.join(missing)}; is the run finished?", file=sys.stderr)
-        return 2
-    size = sum((final / name).stat().st_size for name in KEEP)
-    if size > LIMIT_BYTES:
-        print(f"ship_model: error: {size / 2**20:.1f} MB is over the 30 MB limit", file=sys.stderr)
-        return 2
-    shutil.rmtree(args.dest, ignore_errors=True)
-    args.dest.mkdir(parents=True)
-    for name in KEEP:
-        shutil.copy2(final / name, args.dest / name)
-    for name in ("config.json", "tokenizer_config.json"):
-        data = json.loads((args.dest / name).read_text())
-        data.pop("auto_map", None)
-        (args.dest / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    shutil.copy2(args.card, args.dest / "README.md")
-    print(f"shipped {final} -> {args.dest} ({size / 2**20:.1f} MB)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="a model directory (a finished run's final/)")
+    source.add_argument("--checkpoint", type=Path, help="a training checkpoint (RUN/checkpoints/step-N or latest)")
+    parser.add_argument("--data", type=Path, required=True, help="the corpus whose validation split decides")
+    parser.add_argument("--card", type=Path, help="the model card (Markdown with YAML front matter)")
+    parser.add_argument("--base", type=Path, default=Path(maia_hf.DEFAULT_MODEL), help="the model to beat")
+    parser.add_argument("--config-from", type=Path, help="configuration for a checkpoint without one (--base)")
+    parser.add_argument("--dest", type=Path, default=Path(maia_hf.DEFAULT_MODEL), help="where to ship")
+    parser.add_argument("--force", action="store_true", help="ship even if the candidate is not better")
+    parser.add_argument("--report", type=Path, help="write the comparison as JSON here")
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        metavar="PREFIX",
+        help="decide on the validation pieces whose source starts with one of these (the shipped model's own "
+        "validation set when the corpus has grown; e.g. piano-midi-de/ music21:bach/ for maia-small v1)",
+    )
+    parser.add_argument("--compare-only", action="store_true", help="compare and report; ship nothing")
+    return parser.parse_args(argv)
+
+
+def load_candidate(args):
+    """The candidate model, in eval mode, and the tokenizer it was trained with."""
+    from maia_hf import MaiaForCausalLM, MaiaTokenizer
+
+    if args.model is not None:
+        return MaiaForCausalLM.from_pretrained(args.model).eval(), MaiaTokenizer.from_pretrained(args.model)
+    checkpoint = args.checkpoint
+    if checkpoint.name == "latest" and checkpoint.is_file():
+        checkpoint = checkpoint.parent / checkpoint.read_text().strip()
+    if not (checkpoint / "model.safetensors").is_file():
+        raise SystemExit(f"ship_model: error: {checkpoint} has no model.safetensors; give a checkpoint folder")
+    if (checkpoint / "config.json").is_file():
+        model = MaiaForCausalLM.from_pretrained(checkpoint)
+    else:
+        from safetensors.torch import load_file
+
+        model = MaiaForCausalLM.from_pretrained(args.config_from or args.base)
+        missing, unexpected = model.load_state_dict(load_file(checkpoint / "model.safetensors"), strict=False)
+        if unexpected or [k for k in missing if k != "lm_head.weight"]:  # the head is tied to the embedding
+            raise SystemExit(f"ship_model: error: {checkpoint} does not fit the configuration: {missing or unexpected}")
+        model.tie_weights()
+    tokenizer_dir = checkpoint if (checkpoint / "tokenizer.json").is_file() else args.base
+    return model.eval(), MaiaTokenizer.from_pretrained(tokenizer_dir)
+
+
+def compare(candidate, base, tokenizer, data: Path, sources=None) -> dict:
+    """Both models' likelihood on the same validation split (or its pieces from ``sources``), each token once."""
+    from maia_hf import MaiaForCausalLM
+    from maia_hf.data import load_corpus
+    from maia_hf.evaluation import validation_nll
+
+    corpus, _, _ = load_corpus(data)
+    split = corpus["validation"]
+    if sources:
+        split = split.filter(lambda row: row["source"].startswith(tuple(sources)))
+    if len(split) == 0:
+        raise SystemExit(f"ship_model: error: {data} has no validation windows (from {sources}); check --sources")
+    base_model = MaiaForCausalLM.from_pretrained(base).eval()
+    return {
+        "validation": {"corpus": str(data), "sources": sources or "all", "windows": len(split)},
+        "candidate": validation_nll(candidate, tokenizer, split, max_windows=0),
+        "base": validation_nll(base_model, tokenizer, split, max_windows=0),
+    }
+
+
+def ship(model, tokenizer, card: Path, dest: Path) -> int:
+    """Write the model directory at ``dest`` (through a temporary folder, so a failure leaves the old one)."""
+    from transformers import GenerationConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "model"
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        GenerationConfig(
+            do_sample=True, top_k=5, max_new_tokens=512, pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        ).save_pretrained(out)  # fmt: skip
+        for name in ("config.json", "tokenizer_config.json"):
+            data = json.loads((out / name).read_text())
+            data.pop("auto_map", None)
+            (out / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        size = sum((out / name).stat().st_size for name in SHIPPED)
+        if size > LIMIT_BYTES:
+            raise SystemExit(f"ship_model: error: {size / 2**20:.1f} MB is over the 30 MB limit")
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        for name in SHIPPED:
+            shutil.copy2(out / name, dest / name)
+    shutil.copy2(card, dest / "README.md")
+    return size
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.card is None and not args.compare_only:
+        raise SystemExit("ship_model: error: --card is required to ship (or pass --compare-only)")
+    import maia_hf  # noqa: F401  (registers the sparse attention the models use)
+
+    candidate, tokenizer = load_candidate(args)
+    result = compare(candidate, args.base, tokenizer, args.data, args.sources)
+    c, b = result["candidate"], result["base"]
+    print(f"validation ({c['tokens']:,} tokens, each once): candidate {c['bits_per_token']:.3f} bits/token, "
+          f"{c['bits_per_note']:.2f} bits/note; shipped {b['bits_per_token']:.3f} bits/token, "
+          f"{b['bits_per_note']:.2f} bits/note")  # fmt: skip
+    if args.report:
+        args.report.write_text(json.dumps(result, indent=1))
+    if args.compare_only:
+        return 0
+    if c["bits_per_token"] >= b["bits_per_token"] and not args.force:
+        print("ship_model: the candidate is not better than the shipped model; nothing shipped", file=sys.stderr)
+        return 1
+    size = ship(candidate, tokenizer, args.card, args.dest)
+    print(f"shipped -> {args.dest} ({size / 2**20:.1f} MB)")
     return 0
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import TINY_GPT, make_midi
+from helpers import READABLE_MIDI_FIXTURES, TINY_GPT
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,9 +37,7 @@ def tokenizer():
 @pytest.fixture
 def two_hands_midi(tmp_path) -> Path:
     """A 3/4 piece in two tracks: a melody with an off-grid note and a bass with a doubled note."""
-    melody = [(72, 0, 480, 90), (74, 480, 240, 90), (76, 720, 250, 70), (77, 960, 480, 60)]
-    bass = [(48, 0, 1440, 50), (48, 0, 960, 40), (55, 480, 960, 50)]
-    return make_midi(tmp_path / "two_hands.mid", [(melody, False), (bass, False)])
+    return READABLE_MIDI_FIXTURES["two-hands"](tmp_path / "two_hands.mid")
 
 
 @pytest.fixture

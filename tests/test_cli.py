@@ -22,6 +22,9 @@ def test_help_answers_without_importing_torch():
     assert out.returncode == 0 and "tokenize" in out.stdout and "roundtrip" in out.stdout
     code = "import sys; sys.argv = ['maia']; import maia_hf.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    code = "import sys; sys.argv = ['maia']; from maia_hf.cli import build_parser; build_parser(); print(*sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
+    assert "torch" not in loaded and "transformers" not in loaded  # the parser reads the defaults of generate
 
 
 def test_tokenize_then_detokenize(two_hands_midi, tmp_path, capsys):
@@ -75,6 +78,15 @@ def test_roundtrip_reports_unreadable_files_and_fails(tmp_path, two_hands_midi, 
     assert "is empty (0 bytes)" in out and "total (1 pieces, 1 unreadable)" in out
 
 
+def test_generate_without_the_shipped_model_says_so(tmp_path, capsys, monkeypatch):
+    import maia_hf.compose
+
+    monkeypatch.setattr(maia_hf.compose, "default_model", lambda: None)
+    assert main(["generate", "--out", str(tmp_path / "x.mid")]) == 2
+    err = capsys.readouterr().err
+    assert "maia_hf.DEFAULT_MODEL is missing from this installation; pass --model DIR" in err
+
+
 def test_lacrimosa_with_the_shipped_model_reaches_bar_thirty(tmp_path, capsys):
     import symusic
 
@@ -95,5 +107,6 @@ def test_lacrimosa_without_a_model_writes_the_prompt(tmp_path, capsys, monkeypat
     assert main(["lacrimosa", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "8 bars of 12/8, 194 notes" in out and "identical to the prompt" in out
+    assert "maia_hf.DEFAULT_MODEL is missing from this installation: pass --model DIR" in out
     (piece,) = load_pieces(tmp_path / "lacrimosa-prompt.mid", NotewiseCodec())
     assert len(piece.notes) == 194

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maia_hf.codec import NoteArray, NotewiseCodec, Piece, TimeSignature, quantize_ticks
+from maia_hf.codec import NotewiseCodec, quantize_ticks
 from maia_hf.errors import MaiaTokenError
+from maia_hf.notes import NoteArray, Piece, TimeSignature
 
 
 def notes(*rows):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import symusic
 from helpers import TINY_GPT
 
 from maia_hf.cli import main
-from maia_hf.codec import NoteArray, Piece
-from maia_hf.compose import load_model
+from maia_hf.codec import NoteArray, NotewiseCodec, Piece
+from maia_hf.compose import default_model, load_model
 from maia_hf.errors import MaiaInputError, MaiaRenderError
+from maia_hf.generation import read_prompt
+from maia_hf.io import load_pieces
 from maia_hf.render import piano_roll, render_wav
 
 
@@ -74,6 +77,23 @@ def test_lacrimosa_continues_to_thirty_bars(model_dir, tmp_path, capsys):
     score = symusic.Score(str(tmp_path / "lacrimosa.mid"))
     assert score.end() <= 30 * 6 * 480  # never past bar 30 (12/8: 6 quarters a bar, 480 ticks each)
     assert "to 30 bars of 12/8" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("prompt", ["p60 p64 wait24 endp60 endp64", "music21:bach/bwv66.6"], ids=["words", "corpus"])
+def test_generate_continues_notewise_words_and_corpus_names(model_dir, tmp_path, prompt):
+    out = tmp_path / "piece.mid"
+    args = ["generate", "--model", str(model_dir), "--prompt", prompt, "--prompt-bars", "1", "--bars", "1"]
+    assert main([*args, "--seed", "0", "--no-wav", "--out", str(out)]) == 0
+    (piece,) = load_pieces(out.with_suffix(".txt"), NotewiseCodec())
+    kept = read_prompt(prompt, prompt_bars=1)
+    assert piece.notes.take(piece.notes.start < 48).as_tuples() == kept.notes.as_tuples()  # one bar of 4/4
+    assert len(piece.notes) > len(kept.notes) and piece.notes.end.max() <= 96  # and one bar more
+
+
+def test_default_model_is_the_packages():
+    import maia_hf
+
+    assert default_model() == Path(maia_hf.DEFAULT_MODEL) and (default_model() / "config.json").exists()
 
 
 def test_missing_model_directory_is_a_clear_error(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import make_midi
+from helpers import DRUMS_ONLY_FIXTURE, make_midi
 
 from maia_hf.codec import NotewiseCodec
 from maia_hf.errors import MaiaInputError, MaiaTokenError
@@ -54,7 +54,7 @@ class TestMidi:
         assert raw.drum_notes_dropped == 3
 
     def test_drums_only_file_is_an_empty_piece(self, tmp_path, codec):
-        path = make_midi(tmp_path / "drums.mid", [([(36, 0, 120, 100), (38, 480, 120, 100)], True)])
+        path = DRUMS_ONLY_FIXTURE(tmp_path / "drums.mid")
         (piece,) = load_pieces(path, codec)
         assert len(piece.notes) == 0
         assert codec.encode_text(piece.notes) == ""

@@ -1,4 +1,4 @@
-"""MaiaConfig / MaiaForCausalLM: presets, attention persistence, safetensors, Auto classes, pipelines."""
+"""MaiaConfig / MaiaForCausalLM: presets, attention persistence, safetensors, Auto classes, the shipped model."""
 
 from __future__ import annotations
 
@@ -112,48 +112,6 @@ class TestAutoClasses:
             cwd=tmp_path,
         )
         assert out.split() == ["MaiaForCausalLM", "MaiaTokenizer", "False", "7"]
-
-
-class TestPipelines:
-    def test_text_generation_keeps_words_apart(self, tiny_maia_dir):
-        generator = pipeline("text-generation", model=str(tiny_maia_dir))
-        (result,) = generator("p60 wait12 endp60", max_new_tokens=6, do_sample=False)
-        words = result["generated_text"].split()
-        assert words[:3] == ["p60", "wait12", "endp60"] and len(words) == 9
-        vocab = generator.tokenizer.get_vocab()
-        assert all(w in vocab for w in words)
-
-    def test_text_generation_is_unchanged_for_other_tokenizers(self, tiny_maia_dir):
-        from transformers import TextGenerationPipeline
-
-        from maia_hf.pipelines import MaiaTextGenerationPipeline
-
-        generator = pipeline("text-generation", model=str(tiny_maia_dir))
-        assert isinstance(generator, MaiaTextGenerationPipeline) and isinstance(generator, TextGenerationPipeline)
-
-    def test_text_generation_in_a_fresh_process(self, tiny_maia_dir):
-        out = run_python(
-            "import maia_hf\nfrom transformers import pipeline\n"
-            f"g = pipeline('text-generation', model={str(tiny_maia_dir)!r})\n"
-            "print(g('p60 wait12 endp60', max_new_tokens=4, do_sample=False)[0]['generated_text'])\n"
-        )
-        assert out.split()[:3] == ["p60", "wait12", "endp60"] and len(out.split()) == 7
-
-    @pytest.mark.parametrize("kind", ["path", "bytes", "text"])
-    def test_music_generation_inputs(self, tiny_maia_dir, two_hands_midi, kind):
-        import symusic
-
-        prompt = {
-            "path": str(two_hands_midi),
-            "bytes": two_hands_midi.read_bytes(),
-            "text": "# time_signature: 0 3 4\np60 wait12 endp60",
-        }[kind]
-        generator = pipeline("music-generation", model=str(tiny_maia_dir))
-        out = generator(prompt, max_new_tokens=30, do_sample=True, top_k=5, composer="chopin")
-        assert isinstance(out["notewise"], str) and isinstance(out["midi"], bytes)
-        score = symusic.Score.from_midi(out["full_midi"])
-        assert (score.time_signatures[0].numerator, score.time_signatures[0].denominator) == (3, 4)
-        assert score.note_num() >= 1
 
 
 class TestShippedModel:

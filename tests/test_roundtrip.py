@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from helpers import LACRIMOSA_REFERENCE, needs_piano_midi_de, piano_midi_de_files
+from helpers import (
+    BROKEN_MIDI_FIXTURES,
+    LACRIMOSA_REFERENCE,
+    READABLE_MIDI_FIXTURES,
+    needs_piano_midi_de,
+    piano_midi_de_files,
+)
 
 from maia_hf.codec import NotewiseCodec
+from maia_hf.errors import MaiaInputError
 from maia_hf.io import load_pieces
 from maia_hf.resources import LACRIMOSA_PROMPT
 from maia_hf.roundtrip import RoundTripReport, roundtrip_source
@@ -59,3 +66,28 @@ def test_lacrimosa_prompt_matches_mozarts_bars_note_for_note(codec):
     (prompt,) = load_pieces(LACRIMOSA_PROMPT, codec)
     (orchestral,) = load_pieces(LACRIMOSA_REFERENCE, codec)
     assert prompt.notes.as_tuples() == orchestral.first_bars(8).notes.as_tuples()
+
+
+@pytest.mark.parametrize("name", sorted(READABLE_MIDI_FIXTURES))
+def test_fixture_files_round_trip_losslessly(name, tmp_path, codec):
+    path = READABLE_MIDI_FIXTURES[name](tmp_path / f"{name}.mid")
+    report = roundtrip_source(path, codec)
+    assert report.lossless and report.canonical_notes > 0
+    (piece,) = load_pieces(path, codec)
+    assert codec.decode(codec.encode(piece.notes)).notes.as_tuples() == piece.notes.as_tuples()
+
+
+def test_fixture_metre_changes_survive_the_round_trip(tmp_path, codec):
+    path = READABLE_MIDI_FIXTURES["metre-and-tempo-changes"](tmp_path / "changes.mid")
+    (piece,) = load_pieces(path, codec)
+    assert [(ts.numerator, ts.denominator) for ts in piece.time_signatures] == [(3, 4), (6, 8)]
+    assert [round(t.qpm) for t in piece.tempos] == [96, 80, 66]
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_MIDI_FIXTURES))
+def test_broken_fixture_files_get_one_clear_error(name, tmp_path, codec):
+    writer, message = BROKEN_MIDI_FIXTURES[name]
+    path = writer(tmp_path / f"{name}.mid")
+    with pytest.raises(MaiaInputError, match=message) as info:
+        load_pieces(path, codec)
+    assert str(path) in str(info.value)

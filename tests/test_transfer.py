@@ -8,6 +8,7 @@ from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from maia_hf import MaiaForCausalLM
+from maia_hf.errors import MaiaInputError
 from maia_hf.transfer import bpe_pieces, from_gpt2
 
 TEXT = [
@@ -72,3 +73,15 @@ def test_transfer_from_a_path_then_save_and_train_a_step(tiny_gpt2, tokenizer, t
 def test_model_object_needs_its_tokenizer(tiny_gpt2, tokenizer):
     with pytest.raises(ValueError, match="needs gpt2_tokenizer="):
         from_gpt2(tiny_gpt2[0], tokenizer)
+
+
+def test_the_model_class_transfers_like_the_old_function(tiny_gpt2, tokenizer):
+    source, gpt2_tokenizer, _ = tiny_gpt2
+    model = MaiaForCausalLM.from_gpt2(source, tokenizer, gpt2_tokenizer)
+    old = from_gpt2(source, tokenizer, gpt2_tokenizer)
+    assert torch.equal(model.transformer.wte.weight, old.transformer.wte.weight)
+
+
+def test_an_unreachable_checkpoint_says_where_the_weights_must_be(tokenizer, tmp_path):
+    with pytest.raises(MaiaInputError, match="local Hugging Face cache"):
+        MaiaForCausalLM.from_gpt2(str(tmp_path / "no-such-gpt2"), tokenizer)

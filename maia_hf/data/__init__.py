@@ -5,24 +5,17 @@
 rules (composer, split, augmentation, windows, cache) and the figures of the reference build.
 
 Modules: ``sources`` (SOURCE strings to files, composers), ``pieces`` (parsing and the cache),
-``builder`` (splits, windows, writing), ``report`` (the build report and card), ``stats`` (tables and the PNG).
+``windows`` (splits, keys, windows), ``encoding`` (planned pieces to token sequences), ``builder`` (the
+passes of a build, writing), ``report`` (the build report and card), ``stats`` (tables and the PNG).
 """
 
-from .builder import (
-    BuildConfig,
-    assign_split,
-    build_dataset,
-    cut_windows,
-    dataset_features,
-    encode_transposed,
-    load_corpus,
-    parse_transpositions,
-    window_starts,
-)
+from .builder import BuildConfig, build_dataset, load_corpus
+from .encoding import encode_transposed
 from .pieces import PieceCache, default_cache_dir
 from .report import BuildReport, dataset_card
 from .sources import resolve_composer, scan_sources
 from .stats import StatsRow, dataset_stats, format_stats, plot_stats, stats_markdown, token_counts
+from .windows import assign_split, cut_windows, dataset_features, parse_transpositions, window_starts
 
 __all__ = [
     "BuildConfig",

@@ -12,22 +12,13 @@ A build runs in three passes, each with a progress bar:
    time cost 0.2 ms each); then ``save_to_disk``. No pass holds more than one file's notes or 64
    sequences at a time.
 
-The rules (also in ``docs/data.md``):
-
-* **Split by piece.** A piece's split is a function of its id alone (a hash of the file's bytes,
-  plus the tune number for files with several tunes), so a piece, its windows and its transpositions
-  never cross splits, and rebuilding from the same files gives the same splits.
-* **Augmentation.** Training pieces are written once per transposition (default -5..+6, 12 keys);
-  validation and test pieces in their original key only.
-* **Windows.** A sequence ``<start> <composer:NAME> words... <end>`` of L tokens is cut into windows of
-  ``seq_len`` tokens starting every ``stride = seq_len - round(seq_len * overlap)`` tokens. The last,
-  partial window is moved back to end on the ``<end>`` token, so every window is ``seq_len`` long
-  and no token is lost; a sequence of at most ``seq_len`` tokens is a single, shorter window.
+The rules that cut the corpus (split by piece, keys, windows) are in ``windows.py``; turning a
+planned piece into its sequences is in ``encoding.py``. This module plans the pieces, runs the
+passes and saves the result.
 """
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import shutil
@@ -37,61 +28,20 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ..codec import CanonicalReport, CodecConfig, NoteArray, NotewiseCodec
+from ..codec import CanonicalReport
 from ..errors import MaiaInputError, MaiaTokenError
-from .pieces import FileResult, PieceCache, default_cache_dir, encode_file, load_notes
+from .encoding import PlannedPiece, SequenceWriter, balanced_shards, generate_sequences
+from .pieces import FileResult, PieceCache, default_cache_dir, encode_file
 from .report import BuildReport, dataset_card
 from .sources import FileTask, resolve_composer, scan_sources
 from .stats import SPLITS, dataset_stats
+from .windows import DEFAULT_TRANSPOSITIONS, assign_split, cut_windows, dataset_features, parse_transpositions
 
-__all__ = [
-    "BuildConfig",
-    "assign_split",
-    "build_dataset",
-    "cut_windows",
-    "dataset_features",
-    "encode_transposed",
-    "load_corpus",
-    "parse_transpositions",
-    "window_starts",
-]
+__all__ = ["BuildConfig", "build_dataset", "load_corpus"]
 
 REPORT_FILE = "build_report.json"
 CARD_FILE = "README.md"
 TOKENIZER_FOLDER = "tokenizer"
-DEFAULT_TRANSPOSITIONS = tuple(range(-5, 7))
-
-
-def parse_transpositions(value) -> tuple[int, ...]:
-    """Transposition offsets from a count of keys, a range ``A..B``, a list ``0,2,-2``, or integers.
-
-    A count N gives N keys around the original: ``-((N - 1) // 2) .. N // 2``.
-
-    >>> parse_transpositions(12), parse_transpositions("1"), parse_transpositions("-2..1"), parse_transpositions("0,7")
-    ((-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6), (0,), (-2, -1, 0, 1), (0, 7))
-    """
-    try:
-        if isinstance(value, str) and ".." in value:
-            low, high = (int(v) for v in value.split(".."))
-            offsets = tuple(range(low, high + 1))
-        elif isinstance(value, str) and "," in value:
-            offsets = tuple(int(v) for v in value.split(",") if v.strip())
-        elif isinstance(value, (str, int)):
-            count = int(value)
-            if count < 1:
-                raise ValueError
-            offsets = tuple(range(-((count - 1) // 2), count // 2 + 1))
-        else:
-            offsets = tuple(int(v) for v in value)
-    except ValueError:
-        raise MaiaInputError(
-            f"transpositions {value!r} should be a number of keys (12), a range (-5..6) or a list (0,2,-2)"
-        ) from None
-    if not offsets or any(abs(k) > 24 for k in offsets) or len(set(offsets)) != len(offsets):
-        raise MaiaInputError(f"transpositions {value!r} must be distinct offsets within -24..24, at least one")
-    return offsets
 
 
 @dataclass
@@ -132,192 +82,6 @@ class BuildConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "transpositions": list(self.transpositions), "stride": self.stride}
-
-
-def assign_split(piece_id: str, validation_fraction: float = 0.05, test_fraction: float = 0.05) -> str:
-    """The split of a piece: a hash of its id mapped to [0, 1), cut at the fractions.
-
-    >>> assign_split("3f2a9c", 0.0, 0.0), assign_split("3f2a9c", 0.0, 1.0)
-    ('train', 'test')
-    """
-    digest = hashlib.sha256(f"maia-split|{piece_id}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    if u < test_fraction:
-        return "test"
-    if u < test_fraction + validation_fraction:
-        return "validation"
-    return "train"
-
-
-def window_starts(n_tokens: int, seq_len: int, stride: int) -> np.ndarray:
-    """Start of each window of a sequence: every ``stride`` tokens, the last one moved back to end on the end.
-
-    >>> window_starts(10, 4, 2).tolist(), window_starts(11, 4, 2).tolist(), window_starts(3, 4, 2).tolist()
-    ([0, 2, 4, 6], [0, 2, 4, 6, 7], [0])
-    """
-    if n_tokens <= seq_len:
-        return np.zeros(1, dtype=np.int64)
-    starts = np.arange(0, n_tokens - seq_len + 1, stride)
-    if starts[-1] + seq_len < n_tokens:
-        starts = np.append(starts, n_tokens - seq_len)
-    return starts
-
-
-def dataset_features(windows: bool = True):
-    """The columns of every split, or (``windows=False``) of the sequences written before cutting.
-
-    Sequences carry their tokens as the bytes of an int32 array: ``datasets`` converts one bytes
-    value per row at once, where a list of ints costs a Python object per token.
-    """
-    from datasets import Features, List, Value
-
-    columns = {
-        "piece_id": Value("string"),
-        "composer": Value("string"),
-        "source": Value("string"),
-        "transpose": Value("int8"),
-        "window_start": Value("int32"),
-        "n_tokens": Value("int32"),
-        "n_notes": Value("int32"),
-        "input_ids": List(Value("int32")),
-    }
-    if not windows:
-        del columns["window_start"], columns["input_ids"]
-        columns["tokens"] = Value("binary")
-    return Features(columns)
-
-
-# --------------------------------------------------------------------------------------------
-# The plan: which piece goes where, and how each becomes windows
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlannedPiece:
-    """One piece to write: where its notes are cached, its id, composer, split and keys."""
-
-    cache_file: str
-    index: int  # the piece's position in the cache file
-    piece_id: str
-    composer: str
-    composer_id: int
-    source: str
-    transpositions: tuple[int, ...]
-    notes: int
-
-
-def encode_transposed(codec: NotewiseCodec, notes: NoteArray, transpose: int, unfolded: NoteArray | None = None):
-    """``codec.encode`` of a piece transposed, from its canonical notes; faster when no note folds.
-
-    Shifting every pitch of canonical notes by the same amount keeps them canonical unless a pitch
-    leaves the range and folds onto another, so the merge pass is needed only then. A piece whose
-    file had notes outside the range comes with ``unfolded`` (its notes before folding): the spec
-    transposes the file's pitches and then folds, which folding first and transposing after would
-    not match (110 transposed by -5 is 105, not 98 - 5).
-    """
-    if unfolded is not None and transpose != 0:
-        return codec.encode(unfolded, transpose=transpose)
-    pitch = notes.pitch + transpose
-    low, high = codec.config.pitch_min, codec.config.pitch_max
-    if len(pitch) == 0 or (pitch.min() >= low and pitch.max() <= high):
-        return codec.encode(NoteArray(pitch, notes.start, notes.end, notes.velocity), canonical=True)
-    return codec.encode(notes, transpose=transpose)
-
-
-@dataclass(frozen=True)
-class SequenceWriter:
-    """Turns a piece's cached notes into token sequences, one per key; small and picklable for workers.
-
-    With ``cache_tokens``, each key's words are kept beside the piece's notes in the cache
-    (``KEY.PIECE.+K.i16``: raw little-endian int16, read without parsing a header), so a rebuild
-    neither encodes them again nor even opens the notes.
-    """
-
-    codec_config: dict
-    codec_offset: int
-    bos_id: int
-    eos_id: int
-    cache_tokens: bool = True
-
-    def sequences(self, codec: NotewiseCodec, notes, plan: PlannedPiece):
-        """Rows of the sequences dataset; ``notes()`` gives ``(canonical, unfolded)`` notes when needed."""
-        for transpose in plan.transpositions:
-            body = self._words(codec, notes, plan, transpose)
-            ids = np.empty(len(body) + 3, dtype="<i4")
-            ids[0], ids[1], ids[-1] = self.bos_id, plan.composer_id, self.eos_id
-            ids[2:-1] = body + self.codec_offset
-            yield {
-                "piece_id": plan.piece_id,
-                "composer": plan.composer,
-                "source": plan.source,
-                "transpose": transpose,
-                "n_tokens": len(ids),
-                "n_notes": int(np.count_nonzero(body < codec.off_offset)),
-                "tokens": ids.tobytes(),
-            }
-
-    def _words(self, codec: NotewiseCodec, notes, plan: PlannedPiece, transpose: int) -> np.ndarray:
-        cached = Path(f"{plan.cache_file.removesuffix('.npz')}.{plan.index}.{transpose:+d}.i16")
-        if self.cache_tokens and cached.exists():
-            return np.fromfile(cached, dtype="<i2")
-        canonical, unfolded = notes()
-        body = encode_transposed(codec, canonical, transpose, unfolded).astype("<i2")
-        if self.cache_tokens:  # written whole, then renamed: a reader never sees half a file
-            tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-            body.tofile(tmp)
-            os.replace(tmp, cached)
-        return body
-
-
-def generate_sequences(shards: list[list[PlannedPiece]], writer: SequenceWriter):
-    """The ``Dataset.from_generator`` generator: each piece of each shard, once per key, in order."""
-    codec = NotewiseCodec(CodecConfig(**writer.codec_config))
-    loaded: dict[str, list] = {}  # the last cache file read; pieces of one file are consecutive
-
-    def notes_of(plan: PlannedPiece):
-        if plan.cache_file not in loaded:
-            loaded.clear()
-            loaded[plan.cache_file] = load_notes(plan.cache_file)
-        return loaded[plan.cache_file][plan.index]
-
-    for shard in shards:
-        for plan in shard:
-            yield from writer.sequences(codec, lambda plan=plan: notes_of(plan), plan)
-
-
-def cut_windows(sequences, seq_len: int, stride: int):
-    """Cut a batch of sequences (a ``pyarrow.Table`` with a binary ``tokens`` column) into windows.
-
-    Every other column is repeated for each window of its sequence (see :func:`window_starts`), and
-    ``window_start`` and ``input_ids`` are added. Vectorized: this is ``Dataset.map``'s function in
-    Arrow format, on batches of a few sequences.
-    """
-    import pyarrow as pa
-
-    arrays = [np.frombuffer(b, dtype="<i4") for b in sequences.column("tokens").to_pylist()]
-    values = np.concatenate(arrays) if arrays else np.zeros(0, dtype="<i4")
-    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
-    firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)  # sequence starts in `values`
-    starts = [window_starts(int(n), seq_len, stride) for n in lengths]
-    row = np.repeat(np.arange(len(lengths)), [len(s) for s in starts])
-    start = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
-    size = np.minimum(lengths[row], seq_len)
-    offsets = np.concatenate([[0], np.cumsum(size)])
-    # Token j of window w is values[firsts[row[w]] + start[w] + j].
-    within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], size)
-    taken = values[np.repeat(firsts[row] + start, size) + within]
-    windows = sequences.drop_columns(["tokens"]).take(pa.array(row))
-    windows = windows.append_column("window_start", pa.array(start, type=pa.int32()))
-    input_ids = pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), pa.array(taken, type=pa.int32()))
-    windows = windows.append_column("input_ids", input_ids)
-    return windows.select(list(dataset_features()))
-
-
-def _balanced_shards(plan: list[PlannedPiece], n: int) -> list[list[PlannedPiece]]:
-    """Cut the plan into at most ``n`` contiguous shards of about equal work (row order stays the plan's)."""
-    weights = np.cumsum([p.notes * len(p.transpositions) + 1 for p in plan])
-    cuts = np.searchsorted(weights, weights[-1] * np.arange(1, n) / n)
-    return [[plan[i] for i in chunk] for chunk in np.split(np.arange(len(plan)), cuts) if len(chunk)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,7 +155,7 @@ def build_dataset(
     try:
         scan = scan_sources(sources, set(tokenizer.composers), progress)
         report.skipped += scan.skipped
-        report.notes += scan.notes
+        report.remarks += scan.remarks
         report.seconds["scan"] = round(time.perf_counter() - started, 2)
 
         cache_root = (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) if use_cache else work
@@ -497,12 +261,12 @@ def _plan(tasks, results, tokenizer, config: BuildConfig, report: BuildReport) -
             report.pieces += 1
     report.canonical = asdict(canonical)
     for (name, origin), count in sorted(unresolved.items()):
-        report.notes.append(
+        report.remarks.append(
             f"composer {name!r} (from {origin}) has no token: {count} piece(s) written as <composer:unknown>"
         )
     for split, plan in plans.items():
         if not plan:
-            report.notes.append(f"the {split} split is empty: too few pieces for its fraction")
+            report.remarks.append(f"the {split} split is empty: too few pieces for its fraction")
     return plans
 
 
@@ -533,7 +297,7 @@ def _write(plans, writer: SequenceWriter, config: BuildConfig, partial: Path, wo
             empty = {name: [] for name in dataset_features()}
             splits[split] = Dataset.from_dict(empty, features=dataset_features(), split=split)
             continue
-        shards = _balanced_shards(plan, num_proc if split == "train" else 1)
+        shards = balanced_shards(plan, num_proc if split == "train" else 1)
         sequences = Dataset.from_generator(
             generate_sequences,
             features=dataset_features(windows=False),

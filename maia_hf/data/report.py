@@ -16,7 +16,7 @@ class BuildReport:
 
     Attributes:
         skipped (`list[tuple[str, str]]`): (file, reason) for every file or piece left out.
-        notes (`list[str]`): remarks, e.g. composers without a token written as ``unknown``.
+        remarks (`list[str]`): remarks, e.g. composers without a token written as ``unknown``.
         stats (`list[StatsRow]`): pieces, sequences, notes, tokens and windows per split and composer.
     """
 
@@ -29,7 +29,7 @@ class BuildReport:
     files_from_cache: int = 0
     pieces: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    remarks: list[str] = field(default_factory=list)
     canonical: dict = field(default_factory=dict)
     drum_notes_dropped: int = 0
     stats: list[StatsRow] = field(default_factory=list)
@@ -43,6 +43,8 @@ class BuildReport:
     @classmethod
     def from_json(cls, text: str) -> BuildReport:
         data = json.loads(text)
+        if "notes" in data:  # reports written before the field was renamed
+            data["remarks"] = data.pop("notes")
         data["skipped"] = [tuple(s) for s in data["skipped"]]
         data["stats"] = [StatsRow(**row) for row in data["stats"]]
         return cls(**data)
@@ -64,8 +66,8 @@ class BuildReport:
     def format(self) -> str:
         """Everything the console shows at the end of a build."""
         parts = [self.summary(), "", f"left out ({len(self.skipped)}):", self.format_skipped()]
-        if self.notes:
-            parts += ["", "notes:"] + [f"  {n}" for n in self.notes]
+        if self.remarks:
+            parts += ["", "remarks:"] + [f"  {n}" for n in self.remarks]
         parts += ["", format_stats(self.stats), "", f"wrote {self.out} in {self.seconds.get('total', 0):.1f} s"]
         return "\n".join(parts)
 
@@ -131,6 +133,6 @@ def dataset_card(report: BuildReport) -> str:
         lines += [f"| `{f}` | {r.replace('|', '/')} |" for f, r in report.skipped]
     else:
         lines.append("No file was left out.")
-    if report.notes:
-        lines += ["", "## Notes", "", *[f"- {n}" for n in report.notes]]
+    if report.remarks:
+        lines += ["", "## Remarks", "", *[f"- {n}" for n in report.remarks]]
     return "\n".join(lines) + "\n"

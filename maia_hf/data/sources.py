@@ -22,12 +22,13 @@ from pathlib import Path
 
 from ..errors import MaiaInputError
 from ..io import MIDI_SUFFIXES, SCORE_SUFFIXES
+from ..scores import MUSIC21_PREFIX
 from ..tokenization_maia import normalize_composer
 
 __all__ = ["FileTask", "ScanResult", "dataset_columns", "open_dataset_source", "resolve_composer", "scan_sources"]
 
 FOLDER_SUFFIXES = MIDI_SUFFIXES + SCORE_SUFFIXES
-MUSIC21_PREFIX = "music21:"
+
 HF_PREFIX = "hf:"
 METADATA_FILE = "metadata.csv"
 METADATA_PATH_COLUMNS = ("midi", "file", "path", "filename", "file_name")
@@ -69,7 +70,7 @@ class ScanResult:
 
     tasks: list[FileTask] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    remarks: list[str] = field(default_factory=list)
 
 
 def resolve_composer(name: str | None, known) -> str | None:
@@ -110,7 +111,7 @@ def scan_sources(sources, known_composers, progress: bool = True) -> ScanResult:
     if not sources:
         raise MaiaInputError("no SOURCE given; give folders, files, music21:NAME or hf:NAME")
     result = ScanResult()
-    metadata = _MetadataIndex(result.notes)
+    metadata = _MetadataIndex(result.remarks)
     known = set(known_composers)
     candidates: list[_Candidate] = []  # in source order; paths and hashes, never file contents
     for source in sources:
@@ -249,9 +250,9 @@ def _folder_composer(path: Path, root: Path, known: set[str]) -> str | None:
 class _MetadataIndex:
     """``metadata.csv`` files (columns ``composer`` and one of ``midi``/``file``/``path``) by folder."""
 
-    def __init__(self, notes: list[str]):
+    def __init__(self, remarks: list[str]):
         self._tables: dict[Path, dict[str, str] | None] = {}
-        self._notes = notes
+        self._remarks = remarks
 
     def lookup(self, path: Path, top: Path) -> tuple[str | None, str]:
         """The composer a ``metadata.csv`` in the file's folder or above (up to ``top``) gives it."""
@@ -281,7 +282,7 @@ class _MetadataIndex:
                 path_column = next((columns[c] for c in METADATA_PATH_COLUMNS if c in columns), None)
                 if "composer" not in columns or path_column is None:
                     columns_needed = f"a 'composer' column and a file column ({', '.join(METADATA_PATH_COLUMNS)})"
-                    self._notes.append(f"{file} was ignored: it lacks {columns_needed}")
+                    self._remarks.append(f"{file} was ignored: it lacks {columns_needed}")
                     return None
                 return {
                     Path(row[path_column].strip()).as_posix(): (row[columns["composer"]] or "").strip()
@@ -289,7 +290,7 @@ class _MetadataIndex:
                     if row.get(path_column)
                 }
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            self._notes.append(f"{file} was ignored: it could not be read as CSV ({exc})")
+            self._remarks.append(f"{file} was ignored: it could not be read as CSV ({exc})")
             return None
 
 

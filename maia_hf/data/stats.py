@@ -93,10 +93,9 @@ def plot_stats(dataset_dict, path, tokenizer=None) -> Path:
         path (`str` or `Path`): the PNG to write.
         tokenizer (`MaiaTokenizer`, *optional*): names the token kinds (note-on, note-off, wait...).
     """
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (lengths_ax, tokens_ax) = plt.subplots(2, 1, figsize=(10, 8))
     lengths = {}

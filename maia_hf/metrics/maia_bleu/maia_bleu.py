@@ -27,12 +27,7 @@ many of its n-grams occur in a set of reference pieces: BLEU (Papineni et al., 2
 words, with fixed weights on the 1- to 5-gram precisions, (0.05, 0.05, 0.1, 0.4, 0.4), and none on
 6-grams and longer.
 
-Why these weights: one note is at least three notewise words, so any music shares nearly all of its
-1- to 3-grams with a corpus (their precisions sit near 1 and get only 0.2 of the weight together). A
-4- or 5-gram holds two or three notes with their rhythm: that is where music in the corpus's style
-differs from music that is not (0.8 of the weight). Longer n-grams get no weight, because a new piece
-shares few of them with any corpus and the geometric mean would drag its score to zero: originality
-must not be punished.
+Why these weights, and why no brevity penalty by default: see this metric's card (README.md).
 
 How to read it: compare with the score of real held-out music against the same references. A model
 far below it does not write the corpus's figures; a model far above it repeats the corpus's commonest

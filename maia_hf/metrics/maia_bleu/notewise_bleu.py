@@ -11,20 +11,8 @@ n-gram of a prediction counts as a match at most as often as it occurs in any *o
 The score is the weighted geometric mean of the precisions of orders 1..5 with maia's fixed weights
 :data:`MAIA_BLEU_WEIGHTS`, times the brevity penalty when it is asked for (off by default).
 
-**Why these weights.** Notewise words are tiny: one note is at least three of them
-(``p60 wait6 endp60``). Any music, even a random walk over the vocabulary that happens to be
-well formed, shares nearly all of its 1-, 2- and 3-grams with a corpus, so their precisions sit
-near 1 and say little: they get 0.2 of the weight together, enough to sink word salad. A 4- or
-5-gram spans two or three notes with their rhythm, the scale of a melodic figure or a chord with
-its timing: that is where music in the style of the corpus differs from music that is not, and it
-gets 0.8. Longer n-grams get nothing: a genuinely new piece shares few of its 6-, 8- or 16-grams
-with any corpus, and because BLEU is a geometric mean, one near-zero precision would drag the
-whole score to zero. A model would then score best by copying; originality must not be punished.
-
-**Why no brevity penalty by default.** The penalty stops a translation system from scoring well by
-writing less. Here the length of a generated piece is set by whoever generates it (``bars``), and the
-references are whole pieces of unrelated lengths, so the penalty would measure the corpus, not the
-model. It is computed (closest reference length, as in NLTK and sacrebleu) and applied on request.
+Why these weights (little on 1- to 3-grams, most on 4- and 5-grams, none on longer) and why no
+brevity penalty by default: the metric's card, ``README.md`` beside this file.
 
 Example:
 

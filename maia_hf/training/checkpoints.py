@@ -1,0 +1,92 @@
+"""Atomic checkpoints, and the one a run resumes from.
+
+A checkpoint is ``output_dir/checkpoints/step-NNNNNNN/``: the model, optimizer, scheduler and RNG
+states (``accelerator.save_state``; with DeepSpeed, each rank's shard), ``trainer_state.json`` (step,
+epoch, batch, tokens, elapsed) and the model's ``config.json``, so that
+``MaiaForCausalLM.from_pretrained(checkpoint)`` loads its weights (without DeepSpeed). It is written
+to a hidden ``.step-NNNNNNN.partial`` folder and renamed once every rank has written its part, and the
+``checkpoints/latest`` pointer is replaced with ``os.replace``: a run killed at any moment leaves the
+previous checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ..errors import MaiaInputError
+
+__all__ = ["latest_checkpoint", "load_checkpoint", "resume_checkpoint", "save_checkpoint"]
+
+
+def save_checkpoint(accelerator, output_dir: Path, step: int, state: dict, keep: int | None, config=None) -> Path:
+    """Write a checkpoint atomically: a killed run leaves either the old or the new one, never half.
+
+    Args:
+        accelerator (`accelerate.Accelerator`): saves the model, optimizer, scheduler and RNG states.
+        output_dir (`Path`): the run's folder. step (`int`): the optimizer step just taken.
+        state (`dict`): the loop's position, written as ``trainer_state.json``.
+        keep (`int`, *optional*): checkpoints kept on disk, the newest (None: all).
+        config (`PreTrainedConfig`, *optional*): the model's configuration, written as ``config.json`` so
+            that the checkpoint folder loads with ``from_pretrained`` like a model directory.
+    """
+    root = output_dir / "checkpoints"
+    final = root / f"step-{step:07d}"
+    partial = root / f".step-{step:07d}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()  # every rank has written its part (DeepSpeed shards) before the rename
+    if accelerator.is_main_process:
+        (partial / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        if config is not None:
+            config.save_pretrained(partial)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        pointer = root / ".latest.partial"
+        pointer.write_text(final.name)
+        os.replace(pointer, root / "latest")
+        if keep is not None:
+            checkpoints = sorted(p for p in root.glob("step-*") if p.is_dir())
+            for old in checkpoints[: max(0, len(checkpoints) - keep)]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The checkpoint ``output_dir/checkpoints/latest`` points to, if it is complete."""
+    pointer = output_dir / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    path = output_dir / "checkpoints" / pointer.read_text().strip()
+    return path if (path / "trainer_state.json").is_file() else None
+
+
+def resume_checkpoint(resume_from_checkpoint: bool | str | None, output_dir: Path) -> Path | None:
+    """The checkpoint to resume from: None when not resuming (or none was written yet), the latest
+    one for True, else the folder given.
+
+    Raises:
+        MaiaInputError: a folder that is not a complete checkpoint.
+    """
+    if not resume_from_checkpoint:
+        return None
+    if resume_from_checkpoint is True:
+        return latest_checkpoint(output_dir)
+    path = Path(resume_from_checkpoint)
+    if not (path / "trainer_state.json").is_file():
+        raise MaiaInputError(
+            f"resume_from_checkpoint {str(path)!r} is not a checkpoint (it has no trainer_state.json); give a "
+            f"folder like {output_dir / 'checkpoints' / 'step-0000200'}, or true for the latest"
+        )
+    return path
+
+
+def load_checkpoint(accelerator, checkpoint: Path) -> dict:
+    """Restore the states ``save_checkpoint`` wrote; return the loop's position (``trainer_state.json``)."""
+    accelerator.load_state(str(checkpoint))
+    return json.loads((checkpoint / "trainer_state.json").read_text())

@@ -1,0 +1,42 @@
+"""The evaluation corpus: windows stitched back into sequences, references, the training set in one key, excerpts."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_read_sequences_stitches_windows_back(corpus, tokenizer):
+    from datasets import load_from_disk
+
+    from maia_hf.evaluation.corpus import read_sequences
+
+    train = load_from_disk(str(corpus))["train"]
+    sequences = read_sequences(train)
+    assert {k for k in sequences} == set(zip(train["piece_id"], train["transpose"], strict=True))
+    for (piece_id, key), (composer, ids) in sequences.items():
+        windows = [r for r in train if r["piece_id"] == piece_id and r["transpose"] == key]
+        assert composer == "mozart" and len(ids) == windows[0]["n_tokens"]
+        for row in windows:  # every window is the sequence at its start
+            assert ids[row["window_start"] : row["window_start"] + len(row["input_ids"])].tolist() == row["input_ids"]
+
+
+def test_the_evaluation_corpus(corpus, tokenizer):
+    from datasets import load_from_disk
+
+    from maia_hf import MaiaTokenizer
+    from maia_hf.errors import MaiaInputError
+    from maia_hf.evaluation.corpus import load_evaluation_corpus
+
+    c = load_evaluation_corpus(corpus, tokenizer, pieces=6, bars=2, max_reference_words=1, seed=0)
+    assert len(c.references) == 1  # the word budget is spent by the first sequence
+    assert len(c.memory) == 7  # every training piece once, in its original key
+    assert (c.held_out_split, c.nll_split_name) == ("test", "validation")
+    test_pieces = set(load_from_disk(str(corpus))["test"]["piece_id"])
+    assert len(c.excerpts) == 6 and {s.name.split()[0] for s in c.excerpts} == test_pieces  # each piece first
+    for s in c.excerpts:
+        assert s.length == 96 and s.notes.start.min() >= 0 and s.notes.end.max() <= 96
+        assert tokenizer.codec.decode(s.words).notes.as_tuples() == s.notes.as_tuples()
+    everything = load_evaluation_corpus(corpus, tokenizer, pieces=1, bars=2)
+    assert len(everything.references) == 14  # 7 pieces in 2 keys
+    with pytest.raises(MaiaInputError, match="another vocabulary"):
+        load_evaluation_corpus(corpus, MaiaTokenizer(composers=["bach"]), pieces=1, bars=2)

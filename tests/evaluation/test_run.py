@@ -1,0 +1,57 @@
+"""The whole ``maia evaluate`` run for two tiny random models on a tiny corpus: its numbers, and its errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from maia_hf.cli import main
+
+
+def test_well_formedness_rates():
+    from maia_hf.evaluation import well_formedness
+
+    totals = dict(tokens=2000, ignored_note_offs=4, closed_at_end=2, restruck=1, skipped_specials=3)
+    w = well_formedness({**totals, "pieces_with_repairs": 2}, pieces=4)
+    assert w["repairs_per_1000_tokens"] == 5.0 and w["ignored_note_offs_per_1000_tokens"] == 2.0
+    assert w["skipped_specials_per_1000_tokens"] == 1.5 and w["share_of_pieces_with_repairs"] == 0.5
+
+
+def test_the_reports_numbers_are_sane(report_dir, tokenizer):
+    report = json.loads((report_dir / "report.json").read_text())
+    real = report["real"]
+    assert report["data"]["real_excerpts"] == 3 and report["data"]["held_out_split"] == "test"
+    assert report["data"]["train_pieces"] == 7 and report["data"]["reference_sequences"] == 14  # 2 keys each
+    assert set(report["models"]) == {"tiny-gpt", "tiny-lstm"}
+    for name, m in report["models"].items():
+        nll = m["nll"]
+        assert nll["tokens"] > 100
+        assert nll["nats_per_token"] == pytest.approx(math.log(len(tokenizer)), abs=0.3), name  # random weights
+        assert nll["bits_per_note"] > nll["bits_per_token"] > 0
+        # Random weights write few of the corpus's n-grams; real music from the same hand writes many.
+        assert 0 <= m["bleu"]["bleu"] <= real["bleu"]["bleu"] <= 1
+        assert m["bleu"]["precision_1"] < real["bleu"]["precision_1"]
+        assert len(m["cumulative_bleu"]["5"]) == 3
+        for stat in ("pitch_range", "polyphony", "pitch_class_entropy"):
+            assert m["statistics"][stat]["mean"] > 0
+            assert m["overlap"][stat]["overlap"] is None or 0 <= m["overlap"][stat]["overlap"] <= 1
+        assert m["statistics"]["pitch_class_entropy"]["mean"] <= math.log2(12)
+        memorisation = m["memorisation"]
+        assert 0 <= memorisation["share_copying"] <= 1 and len(memorisation["per_piece"]) == 3
+        loose = m["well_formedness"]
+        assert loose["pieces"] == 3 and loose["tokens"] > 0
+        assert loose["repairs_per_1000_tokens"] > 0  # random weights without constraints: ill-formed
+        kinds = ("ignored_note_offs", "closed_at_end", "restruck", "skipped_specials")
+        assert loose["repairs_per_1000_tokens"] == pytest.approx(1000 * sum(loose[k] for k in kinds) / loose["tokens"])
+        assert 0 < m["generation"]["intervention_rate"] <= 1  # ... so the constraints step in
+        d = m["discriminator"]
+        assert (d["real"], d["generated"], d["folds"]) == (3, 3, 3) and 0 <= d["accuracy"] <= 1
+    assert real["memorisation"]["longest_ngram_max"] >= 1
+    assert real["statistics"]["scale_consistency"]["mean"] > 0.5
+
+
+def test_evaluate_names_a_missing_model(tmp_path, corpus, capsys):
+    assert main(["evaluate", "--model", str(tmp_path / "nope"), "--data", str(corpus), "--out", str(tmp_path)]) == 2
+    assert "nope" in capsys.readouterr().err

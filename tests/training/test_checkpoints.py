@@ -1,0 +1,78 @@
+"""Atomic checkpoints, the limit on how many stay, and exact resume after a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from training_runs import ENV, metrics, recipe
+
+from maia_hf.errors import MaiaInputError
+from maia_hf.training import latest_checkpoint, resume_checkpoint, save_checkpoint
+
+
+class OneProcess:
+    """The part of `accelerate.Accelerator` that `save_checkpoint` uses, for one process."""
+
+    is_main_process = True
+
+    def wait_for_everyone(self):
+        pass
+
+    def save_state(self, path: str):
+        Path(path).mkdir(parents=True)
+        (Path(path) / "model.safetensors").write_text("weights")
+
+
+def test_checkpoints_rename_into_place_and_keep_the_newest(tmp_path):
+    (tmp_path / "checkpoints" / ".step-0000030.partial").mkdir(parents=True)  # left by a killed save
+    for step in (10, 20, 30):
+        save_checkpoint(OneProcess(), tmp_path, step, {"step": step}, keep=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["latest", "step-0000020", "step-0000030"]
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step-0000030"
+    assert json.loads((latest_checkpoint(tmp_path) / "trainer_state.json").read_text()) == {"step": 30}
+    for step in (40, 50, 60):
+        save_checkpoint(OneProcess(), tmp_path, step, {"step": step}, keep=None)  # None keeps them all
+    assert len(list((tmp_path / "checkpoints").glob("step-*"))) == 5
+
+
+def test_resume_from_checkpoint_picks_the_latest_or_the_folder_given(tmp_path):
+    assert resume_checkpoint(None, tmp_path) is None and resume_checkpoint(True, tmp_path) is None  # none yet
+    first = save_checkpoint(OneProcess(), tmp_path, 10, {"step": 10}, keep=None)
+    save_checkpoint(OneProcess(), tmp_path, 20, {"step": 20}, keep=None)
+    assert resume_checkpoint(True, tmp_path).name == "step-0000020"
+    assert resume_checkpoint(str(first), tmp_path) == first
+    with pytest.raises(MaiaInputError, match=r"'nowhere' is not a checkpoint \(it has no trainer_state.json\)"):
+        resume_checkpoint("nowhere", tmp_path)
+
+
+def test_killed_run_resumes_to_the_same_final_loss(tiny_corpus, tmp_path):
+    common = ("--dataset_dir", tiny_corpus, "--num_samples", "0", "--save_steps", "10", "--eval_steps", "0")
+    whole = tmp_path / "whole"
+    subprocess.run(recipe(*common, "--output_dir", whole), env=ENV, check=True, capture_output=True)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        recipe(*common, "--output_dir", killed), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 240
+    while not (killed / "checkpoints" / "step-0000030").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    latest = (killed / "checkpoints" / "latest").read_text()
+    assert (killed / "checkpoints" / latest / "trainer_state.json").exists()  # never a torn checkpoint
+    subprocess.run(
+        recipe(*common, "--output_dir", killed, "--resume_from_checkpoint", "true"),
+        env=ENV, check=True, capture_output=True,
+    )  # fmt: skip
+
+    final_whole = [r for r in metrics(whole) if "val_loss" in r][-1]
+    final_resumed = [r for r in metrics(killed) if "val_loss" in r][-1]
+    assert final_resumed["step"] == final_whole["step"] == 60
+    assert final_resumed["val_loss"] == pytest.approx(final_whole["val_loss"], abs=1e-6)
