@@ -229,20 +229,41 @@ def _with_special_tokens(text: str, pieces) -> str:
 
 def _detokenize(args) -> int:
     from .codec import NotewiseCodec
-    from .io import read_notewise, to_piece, write_midi
+    from .errors import MaiaInputError
+    from .io import MIDI_SUFFIXES, WRITABLE_SUFFIXES, read_notewise, to_piece, write_piece
 
     codec = NotewiseCodec()
-    if not args.text_file.exists():
-        from .errors import MaiaInputError
-
-        raise MaiaInputError(f"{str(args.text_file)!r} does not exist; give a notewise text file")
-    raws = read_notewise(args.text_file, codec)
+    source, out = args.text_file, args.out
+    if not source.is_file():
+        raise MaiaInputError(f"{str(source)!r} does not exist or is not a file; give a notewise text file")
+    if source.suffix.lower() in MIDI_SUFFIXES or source.read_bytes()[:4] == b"MThd":
+        raise MaiaInputError(f"{str(source)!r} is a MIDI file, not notewise text; `maia tokenize` reads it")
+    wav = out.suffix.lower() == ".wav"
+    if not wav and out.suffix.lower() not in WRITABLE_SUFFIXES:
+        raise MaiaInputError(f"--out {str(out)!r}: write one of {', '.join(WRITABLE_SUFFIXES)} or .wav")
+    raws = read_notewise(source, codec)
+    if not raws:
+        raise MaiaInputError(f"{str(source)!r} holds no notewise words (an empty file?); nothing was written")
     for i, raw in enumerate(raws, start=1):
         piece, _ = to_piece(raw, codec)
-        out = args.out if len(raws) == 1 else args.out.with_name(f"{args.out.stem}-{i}{args.out.suffix}")
-        write_midi(piece, out, codec.config.steps_per_quarter)
-        print(f"wrote {out} ({len(piece.notes)} notes)")
+        target = out if len(raws) == 1 else out.with_name(f"{out.stem}-{i}{out.suffix}")
+        if wav:
+            _write_wav(piece, target, codec)
+        else:
+            write_piece(piece, target, codec)
+        print(f"wrote {target} ({len(piece.notes)} notes)", file=sys.stderr)
     return 0
+
+
+def _write_wav(piece, target: Path, codec) -> None:
+    import tempfile
+
+    from .io import write_midi
+    from .render import render_wav
+
+    with tempfile.TemporaryDirectory() as tmp:
+        midi = write_midi(piece, Path(tmp) / "piece.mid", codec.config.steps_per_quarter)
+        render_wav(midi, target)
 
 
 def _roundtrip(args) -> int:

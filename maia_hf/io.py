@@ -42,6 +42,7 @@ __all__ = [
     "read_raw",
     "to_piece",
     "write_midi",
+    "write_piece",
     "write_musicxml",
     "write_notewise",
 ]
@@ -100,11 +101,17 @@ def read_raw(source, codec: NotewiseCodec | None = None) -> list[RawPiece]:
 
 def _check_midi_header(path: Path) -> None:
     with open(path, "rb") as f:
-        head = f.read(14)
+        head = f.read(22)
     if head[:4] != b"MThd":
         raise MaiaInputError(f"{str(path)!r} is not a MIDI file (no MThd header); check the file or its suffix")
     if len(head) < 14:
         raise MaiaInputError(f"{str(path)!r} is a truncated MIDI file (header cut short); re-export it")
+    length, midi_format, tracks = (int.from_bytes(head[i : i + n], "big") for i, n in ((4, 4), (8, 2), (10, 2)))
+    if length != 6 or midi_format > 2 or tracks == 0:
+        raise MaiaInputError(
+            f"{str(path)!r} has a damaged MIDI header (length {length}, format {midi_format}, {tracks} tracks); "
+            "re-export or re-download it"
+        )
     division = int.from_bytes(head[12:14], "big")
     if division == 0:
         raise MaiaInputError(f"{str(path)!r} has 0 ticks per quarter note in its header; re-export it")
@@ -112,6 +119,8 @@ def _check_midi_header(path: Path) -> None:
         raise MaiaInputError(
             f"{str(path)!r} uses SMPTE time division, which maia does not read; re-export it with ticks per quarter"
         )
+    if len(head) < 22 or head[14:18] != b"MTrk":
+        raise MaiaInputError(f"{str(path)!r} is a truncated MIDI file (no track after the header); re-export it")
 
 
 def _read_midi(path: Path) -> RawPiece:
@@ -151,16 +160,36 @@ def _raw_from_symusic(score, name: str) -> RawPiece:
 
 
 def to_piece(raw: RawPiece, codec: NotewiseCodec, transpose: int = 0) -> tuple[Piece, CanonicalReport]:
-    """Quantize and merge a raw piece into the codec's canonical form, keeping its metadata."""
+    """Quantize and merge a raw piece into the codec's canonical form, keeping its metadata.
+
+    Tempo and time-signature events no piece can have (a tempo of 0, infinite or negative quarters per
+    minute, a time signature of 0 beats or a denominator that is not a power of two) are left out, so
+    that every entry (MIDI, scores, text) gives pieces whose metadata every writer accepts.
+    """
     notes, report = codec.canonicalize(raw.notes, ticks_per_quarter=raw.ticks_per_quarter, transpose=transpose)
     spq = codec.config.steps_per_quarter
 
-    tempos = [TempoChange(step, qpm) for step, (_, qpm) in _last_per_step(raw.tempos, raw.ticks_per_quarter, spq)]
-    signatures = [
-        TimeSignature(step, n, d) for step, (_, n, d) in _last_per_step(raw.time_signatures, raw.ticks_per_quarter, spq)
+    tempos = [
+        TempoChange(step, qpm)
+        for step, (_, qpm) in _last_per_step([t for t in raw.tempos if valid_tempo(t[1])], raw.ticks_per_quarter, spq)
     ]
+    meters = [ts for ts in raw.time_signatures if valid_time_signature(ts[1], ts[2])]
+    signatures = [TimeSignature(step, n, d) for step, (_, n, d) in _last_per_step(meters, raw.ticks_per_quarter, spq)]
     piece = Piece(notes, tempos, signatures, raw.name, raw.composer)
     return piece, report
+
+
+MAX_QPM = 1000.0  # quarter notes per minute; real tempos stay far below, a broken file does not
+
+
+def valid_tempo(qpm: float) -> bool:
+    """A tempo a piece can have: finite, positive, at most `MAX_QPM` quarters per minute."""
+    return bool(np.isfinite(qpm)) and 0 < qpm <= MAX_QPM
+
+
+def valid_time_signature(numerator: int, denominator: int) -> bool:
+    """A time signature a score can have: 1..64 beats of a power-of-two note value (1..64)."""
+    return 1 <= numerator <= 64 and denominator in (1, 2, 4, 8, 16, 32, 64)
 
 
 def _last_per_step(events: list[tuple], ticks_per_quarter: int, spq: int) -> list[tuple[int, tuple]]:
@@ -246,12 +275,26 @@ def _parse_meta_line(line: str, meta: dict, where: str) -> None:
     try:
         if key == "tempo":
             step, qpm = value.split()
-            meta["tempo"].append((int(step), float(qpm)))
+            step, qpm = int(step), float(qpm)
+            if step < 0 or not valid_tempo(qpm):
+                raise MaiaInputError(
+                    f"{where}: '# tempo: {value}' needs a step >= 0 and a tempo above 0 and at most "
+                    f"{MAX_QPM:.0f} quarter notes a minute, e.g. '# tempo: 0 120'"
+                )
+            meta["tempo"].append((step, qpm))
         elif key == "time_signature":
             step, num, den = value.split()
-            meta["time_signature"].append((int(step), int(num), int(den)))
+            step, num, den = int(step), int(num), int(den)
+            if step < 0 or not valid_time_signature(num, den):
+                raise MaiaInputError(
+                    f"{where}: '# time_signature: {value}' needs a step >= 0, 1 to 64 beats and a power-of-two "
+                    "denominator up to 64, e.g. '# time_signature: 0 3 4'"
+                )
+            meta["time_signature"].append((step, num, den))
         else:
             meta[key] = value
+    except MaiaInputError:
+        raise
     except ValueError:
         expected = {"tempo": "STEP QPM", "time_signature": "STEP NUMERATOR DENOMINATOR"}[key]
         raise MaiaInputError(f"{where}: '# {key}: {value}' should read '# {key}: {expected}'") from None
@@ -293,6 +336,7 @@ def piece_to_symusic(piece: Piece, steps_per_quarter: int = 12, ticks_per_quarte
     if ticks_per_quarter % steps_per_quarter:
         raise ValueError(f"ticks_per_quarter {ticks_per_quarter} must be a multiple of {steps_per_quarter}")
     scale = ticks_per_quarter // steps_per_quarter
+    _check_tick_range(piece, scale)
     score = symusic.Score(ticks_per_quarter)
     track = symusic.Track("Piano", 0, False)
     n = piece.notes
@@ -313,9 +357,59 @@ def piece_to_symusic(piece: Piece, steps_per_quarter: int = 12, ticks_per_quarte
     return score
 
 
+MAX_MIDI_TICK = 2**31 - 1  # MIDI files and symusic count ticks in 32 bits
+
+
+def _check_tick_range(piece: Piece, scale: int) -> None:
+    last = max([int(piece.notes.end.max()) if len(piece.notes) else 0]
+               + [t.step for t in piece.tempos] + [ts.step for ts in piece.time_signatures])  # fmt: skip
+    if last * scale > MAX_MIDI_TICK:
+        raise MaiaInputError(
+            f"{piece.name or 'the piece'!r} lasts {last:,} steps, {last * scale:,} MIDI ticks, past the 32-bit limit "
+            f"of a MIDI file ({MAX_MIDI_TICK:,}); write a shorter piece or split it"
+        )
+
+
 def write_midi(piece: Piece, path, steps_per_quarter: int = 12) -> Path:
-    """Write the piece as a one-track piano MIDI file (480 ticks per quarter)."""
+    """Write the piece as a one-track piano MIDI file (480 ticks per quarter).
+
+    Raises:
+        MaiaInputError: ``path`` does not end in a MIDI suffix (``.mid``...), or the piece is too long for MIDI.
+    """
     path = Path(path)
+    if path.suffix.lower() not in MIDI_SUFFIXES:
+        raise MaiaInputError(
+            f"{str(path)!r} does not name a MIDI file; write MIDI to a {'/'.join(MIDI_SUFFIXES)} path, or use "
+            "write_piece() to write the format its suffix names"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     piece_to_symusic(piece, steps_per_quarter).dump_midi(str(path))
     return path
+
+
+WRITABLE_SUFFIXES = MIDI_SUFFIXES + (".musicxml", ".xml", ".mxl") + TEXT_SUFFIXES
+
+
+def write_piece(piece: Piece, path, codec: NotewiseCodec | None = None) -> Path:
+    """Write the piece in the format its suffix names: MIDI, MusicXML (``.musicxml``, ``.xml``, ``.mxl``) or
+    notewise text (``.txt``, ``.notewise``).
+
+    Raises:
+        MaiaInputError: a suffix maia does not write (the message lists those it does).
+    """
+    from .scores import write_musicxml
+
+    codec = codec or NotewiseCodec()
+    path = Path(path)
+    suffix = path.suffix.lower()
+    spq = codec.config.steps_per_quarter
+    if suffix in MIDI_SUFFIXES:
+        return write_midi(piece, path, spq)
+    if suffix in (".musicxml", ".xml", ".mxl"):
+        return write_musicxml(piece, path, spq)
+    if suffix in TEXT_SUFFIXES:
+        return write_notewise([piece], path, codec)
+    raise MaiaInputError(
+        f"{str(path)!r}: maia writes {', '.join(WRITABLE_SUFFIXES)} (and .wav through `maia detokenize` or "
+        "`maia generate --wav`); choose one of those suffixes"
+    )

@@ -54,8 +54,9 @@ class MaiaTextGenerationPipeline(TextGenerationPipeline):
 
     With a `MaiaTokenizer`, the prompt's ids are continued exactly as written, under the notewise
     constraints (``constrained=False`` turns them off; ``max_note_quarters=`` sets the longest note;
-    ``candidates=N`` returns for each sequence the likeliest of N sampled as one batch), over a sliding window; ``max_new_tokens``, ``max_length``, ``num_return_sequences``, ``do_sample``,
-    ``top_k``, ``top_p``, ``temperature`` and ``suppress_tokens`` mean what they mean to ``generate()``,
+    ``candidates=N`` returns for each sequence the likeliest of N sampled as one batch), over a sliding
+    window; ``max_new_tokens``, ``max_length``, ``num_return_sequences``, ``do_sample``, ``top_k``,
+    ``top_p``, ``temperature`` and ``suppress_tokens`` mean what they mean to ``generate()``,
     and ``return_full_text`` / ``return_tensors`` what they mean to the pipeline. The continuation is not
     made to end: the text may stop with notes sounding. Other tokenizers get transformers' pipeline.
 

@@ -232,8 +232,15 @@ def _tied_chords(notes: NoteArray, steps_per_quarter: int):
 
 
 def write_musicxml(piece: Piece, path, steps_per_quarter: int = 12) -> Path:
-    """Write the piece as MusicXML (two staves, see :func:`piece_to_music21`)."""
+    """Write the piece as MusicXML (two staves, see :func:`piece_to_music21`); ``.mxl`` is the compressed form.
+
+    Raises:
+        MaiaInputError: ``path`` ends in neither ``.musicxml``, ``.xml`` nor ``.mxl``.
+    """
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".musicxml", ".xml", ".mxl"):
+        raise MaiaInputError(f"{str(path)!r} does not name a MusicXML file; use a .musicxml, .xml or .mxl path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    piece_to_music21(piece, steps_per_quarter).write("musicxml", fp=str(path))
+    piece_to_music21(piece, steps_per_quarter).write("mxl" if suffix == ".mxl" else "musicxml", fp=str(path))
     return path

@@ -98,16 +98,13 @@ def compare(candidate, base, tokenizer, data: Path, sources=None) -> dict:
 
 def ship(model, tokenizer, card: Path, dest: Path) -> int:
     """Write the model directory at ``dest`` (through a temporary folder, so a failure leaves the old one)."""
-    from transformers import GenerationConfig
+    from maia_hf.training.loop import sampling_generation_config
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model"
+        model.generation_config = sampling_generation_config(tokenizer)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
-        GenerationConfig(
-            do_sample=True, top_k=5, max_new_tokens=512, pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        ).save_pretrained(out)  # fmt: skip
         for name in ("config.json", "tokenizer_config.json"):
             data = json.loads((out / name).read_text())
             data.pop("auto_map", None)

@@ -110,3 +110,12 @@ def test_lacrimosa_without_a_model_writes_the_prompt(tmp_path, capsys, monkeypat
     assert "maia_hf.DEFAULT_MODEL is missing from this installation: pass --model DIR" in out
     (piece,) = load_pieces(tmp_path / "lacrimosa-prompt.mid", NotewiseCodec())
     assert len(piece.notes) == 194
+
+
+def test_candidates_below_one_is_refused_before_the_model_loads(tmp_path, capsys):
+    for command in ("generate", "lacrimosa"):
+        args = [command, "--model", str(tmp_path / "nowhere"), "--candidates", "0", "--out", str(tmp_path / "out")]
+        assert main(args) == 2  # about the candidates, not the missing model: nothing was loaded
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"maia {command}: error: candidates must be a whole number >= 1 (sample N, keep the likeliest), got 0"
+        ]

@@ -72,11 +72,26 @@ def test_generate_bounds_the_longest_note(model_dir, tokenizer, tmp_path):
     assert longest["0.5"] <= 7 < longest["0"]  # a step over at most, where a step's order made it wait
 
 
-def test_lacrimosa_continues_to_thirty_bars(model_dir, tmp_path, capsys):
-    assert main(["lacrimosa", "--model", str(model_dir), "--out", str(tmp_path), "--no-wav"]) == 0
+@pytest.mark.parametrize("candidates", ["1", "2"])
+def test_lacrimosa_continues_to_thirty_bars(model_dir, tmp_path, capsys, candidates):
+    args = ["lacrimosa", "--model", str(model_dir), "--out", str(tmp_path), "--no-wav", "--candidates", candidates]
+    assert main(args) == 0
     score = symusic.Score(str(tmp_path / "lacrimosa.mid"))
     assert score.end() <= 30 * 6 * 480  # never past bar 30 (12/8: 6 quarters a bar, 480 ticks each)
-    assert "to 30 bars of 12/8" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "to 30 bars of 12/8" in printed
+    assert ("kept candidate" in printed) == (candidates == "2")
+
+
+def test_generate_reports_every_candidates_score_and_the_kept_one(model_dir, tmp_path, capsys):
+    out = tmp_path / "piece.mid"
+    args = ["generate", "--model", str(model_dir), "--bars", "1", "--seed", "0", "--no-wav", "--out", str(out)]
+    assert main([*args, "--candidates", "3"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "mean log-probability per new token" in x)
+    scores, kept = line.split(": ", 1)[1].split("; kept candidate ")
+    scores = [float(x) for x in scores.split(", ")]
+    assert len(scores) == 3 and all(x < 0 for x in scores)
+    assert kept == f"{scores.index(max(scores)) + 1} of 3"
 
 
 @pytest.mark.parametrize("prompt", ["p60 p64 wait24 endp60 endp64", "music21:bach/bwv66.6"], ids=["words", "corpus"])

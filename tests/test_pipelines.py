@@ -70,6 +70,19 @@ class TestTextGeneration:
         words = glued["generated_text"].split()
         assert words[:3] == ["p60", "wait12", "endp60"] and len(words) > 3 and "endp60p" not in glued["generated_text"]
 
+    def test_candidates(self, text, monkeypatch):
+        import maia_hf.pipelines
+
+        calls, continue_ids = [], maia_hf.pipelines.continue_ids
+
+        def recording(*args, **kwargs):
+            calls.append(kwargs.get("candidates"))
+            return continue_ids(*args, **kwargs)
+
+        monkeypatch.setattr(maia_hf.pipelines, "continue_ids", recording)
+        (out,) = text(PROMPT, max_new_tokens=30, do_sample=True, candidates=3)
+        assert calls == [3] and well_formed(text.tokenizer, out["generated_text"])
+
     def test_a_parameter_it_cannot_honour_is_an_error(self, text):
         with pytest.raises(MaiaInputError, match="do not take num_beams=2"):
             text(PROMPT, max_new_tokens=5, num_beams=2)
@@ -90,6 +103,18 @@ class TestMusicGeneration:
             score = symusic.Score.from_midi(out["full_midi"])
             assert score.end() <= 3 * 3 * score.ticks_per_quarter  # the prompt's bar and two more of 3/4
         assert isinstance(music("p60 wait12 endp60", max_new_tokens=10, seed=1), dict)
+
+    def test_candidates_give_continue_pieces_best_of_n(self, music):
+        from maia_hf.generation import DEFAULT_MAX_NOTE_QUARTERS, continue_piece, read_prompt
+
+        out = music(PROMPT, max_new_tokens=40, candidates=3, seed=2)
+        (best,) = continue_piece(
+            music.model, music.tokenizer, read_prompt(PROMPT, music.tokenizer), max_new_tokens=40, candidates=3,
+            seed=2, top_k=5, max_note_quarters=DEFAULT_MAX_NOTE_QUARTERS, progress=False,
+        )  # fmt: skip
+        assert out["notewise"] == best.words and len(best.candidate_scores) == 3
+        with pytest.raises(MaiaInputError, match="candidates must be a whole number >= 1"):
+            music(PROMPT, max_new_tokens=5, candidates=0)
 
     def test_composer_in_any_spelling(self, music):
         outs = [music(PROMPT, composer=c, max_new_tokens=30, do_sample=False)["notewise"] for c in ("Chopin", "chopin")]

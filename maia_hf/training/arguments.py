@@ -157,6 +157,10 @@ class MaiaTrainingArguments:
     resume_from_checkpoint: str | None = field(
         default=None, metadata={"help": "true: the latest checkpoint in output_dir; or a checkpoint folder"}
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "start afresh in an output_dir that holds a run (its checkpoints and metrics are deleted)"},
+    )
     deepspeed_gloo: bool = field(default=False, metadata={"help": "init the process group with gloo (CPU DeepSpeed)"})
     stop_after: int | None = field(default=None, metadata={"help": "exit after this step (testing resume)"})
     record_data_order: bool = field(
@@ -228,9 +232,13 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
 
     argv = list(sys.argv[1:] if argv is None else argv)
     config_path = None
+    if argv.count("--config") > 1:
+        raise MaiaInputError(
+            "--config is given more than once; give one recipe YAML and override keys with --key value"
+        )
     if "--config" in argv:
         i = argv.index("--config")
-        if i + 1 >= len(argv):
+        if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
             raise MaiaInputError("--config needs a YAML file, e.g. --config recipes/configs/tiny.yaml")
         config_path = argv[i + 1]
         del argv[i : i + 2]

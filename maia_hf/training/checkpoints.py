@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import MaiaInputError
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "resume_checkpoint", "save_checkpoint"]
+__all__ = ["check_output_dir", "latest_checkpoint", "load_checkpoint", "resume_checkpoint", "save_checkpoint"]
 
 
 def save_checkpoint(accelerator, output_dir: Path, step: int, state: dict, keep: int | None, config=None) -> Path:
@@ -50,11 +50,43 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, state: dict, keep:
         pointer.write_text(final.name)
         os.replace(pointer, root / "latest")
         if keep is not None:
-            checkpoints = sorted(p for p in root.glob("step-*") if p.is_dir())
-            for old in checkpoints[: max(0, len(checkpoints) - keep)]:
-                shutil.rmtree(old, ignore_errors=True)
+            _prune(root, step, keep)
     accelerator.wait_for_everyone()
     return final
+
+
+def _prune(root: Path, step: int, keep: int) -> None:
+    """Delete the oldest checkpoints beyond ``keep``; never one from ``step`` or later (work not yet superseded)."""
+    older = sorted((_step_of(p), p) for p in root.glob("step-*") if p.is_dir() and _step_of(p) < step)
+    for _, old in older[: max(0, len(older) - (keep - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _step_of(path: Path) -> int:
+    try:
+        return int(path.name.removeprefix("step-"))
+    except ValueError:
+        return -1
+
+
+def check_output_dir(output_dir: Path, resuming: bool, overwrite: bool) -> None:
+    """Refuse to start a fresh run over an earlier one's checkpoints (it would mix and prune them).
+
+    Raises:
+        MaiaInputError: ``output_dir`` holds checkpoints and neither resuming nor overwriting was asked.
+    """
+    root = Path(output_dir) / "checkpoints"
+    steps = sorted(_step_of(p) for p in root.glob("step-*") if p.is_dir()) if root.is_dir() else []
+    if not steps or resuming:
+        return
+    if overwrite:
+        shutil.rmtree(root, ignore_errors=True)
+        (Path(output_dir) / "metrics.jsonl").unlink(missing_ok=True)
+        return
+    raise MaiaInputError(
+        f"{str(output_dir)!r} holds a run (checkpoints up to step {steps[-1]}): pass --resume_from_checkpoint true "
+        "to continue it, --overwrite_output_dir true to start over, or another --output_dir"
+    )
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .accelerator import make_accelerator
-from .checkpoints import load_checkpoint, resume_checkpoint, save_checkpoint
+from .checkpoints import check_output_dir, load_checkpoint, resume_checkpoint, save_checkpoint
 from .data import WindowBatches, load_or_build_corpus
 from .model import build_model
 from .optimization import lr_lambda, make_optimizer, total_training_steps
@@ -85,7 +85,8 @@ def train(model_args, data_args, args) -> Path:
     run = setup_run(model_args, data_args, args)
     resume_run(run)
     is_main = run.accelerator.is_main_process
-    run.log = MetricsLog(run.output_dir, is_main, fresh=not args.resume_from_checkpoint)
+    resumed = run.state["step"] if args.resume_from_checkpoint else None
+    run.log = MetricsLog(run.output_dir, is_main, fresh=not args.resume_from_checkpoint, resumed_step=resumed)
     progress = tqdm(total=run.max_steps, initial=run.state["step"], disable=not is_main, desc="training")
     run.model.train()
     clock = StepClock(run.state["elapsed"])
@@ -111,6 +112,8 @@ def setup_run(model_args, data_args, args) -> TrainingRun:
     register()
     accelerator = make_accelerator(args)
     output_dir = Path(args.output_dir)
+    if accelerator.is_main_process:
+        check_output_dir(output_dir, bool(args.resume_from_checkpoint), args.overwrite_output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
     corpus, tokenizer = load_or_build_corpus(
@@ -236,11 +239,23 @@ def finish_run(run: TrainingRun) -> Path:
     final = run.output_dir / "final"
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _unwrapped(run).save_pretrained(final)
+        model = _unwrapped(run)
+        model.generation_config = sampling_generation_config(run.tokenizer)
+        model.save_pretrained(final)
         run.tokenizer.save_pretrained(final)
         plot_losses(run.log.path, run.output_dir / "loss.png")
     accelerator.end_training()
     return final
+
+
+def sampling_generation_config(tokenizer):
+    """How a maia model generates by default: top-k sampling (greedy decoding repeats the prompt)."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        do_sample=True, top_k=5, max_new_tokens=512, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
 
 
 def _unwrapped(run: TrainingRun):

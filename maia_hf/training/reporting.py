@@ -15,6 +15,7 @@ class MetricsLog:
         output_dir (`Path`): the run's folder (``metrics.jsonl`` and ``tensorboard/`` go there).
         is_main (`bool`): whether this process writes; the others' records are dropped.
         fresh (`bool`, *optional*, defaults to True): empty ``metrics.jsonl`` first (a resumed run appends).
+        resumed_step (`int`, *optional*): the step a resumed run restarts from; records after it are dropped.
         tensorboard (`bool`, *optional*, defaults to True): also log to ``tensorboard/`` where it is installed.
 
     Example:
@@ -31,12 +32,24 @@ class MetricsLog:
     ```
     """
 
-    def __init__(self, output_dir: Path, is_main: bool, fresh: bool = True, tensorboard: bool = True):
+    def __init__(
+        self, output_dir: Path, is_main: bool, fresh: bool = True, tensorboard: bool = True, resumed_step=None
+    ):
         self.path = Path(output_dir) / "metrics.jsonl"
         self.is_main = is_main
         if is_main and fresh:
             self.path.write_text("")
+        elif is_main and resumed_step is not None and self.path.is_file():
+            self._drop_after(resumed_step)
         self.writer = _tensorboard(Path(output_dir)) if is_main and tensorboard else None
+
+    def _drop_after(self, step: int) -> None:
+        """Forget the records a killed run wrote after its checkpoint: the resumed run writes them again."""
+        steps = [(line, _step(line)) for line in self.path.read_text().splitlines()]
+        kept = [line for line, at in steps if at is not None and at <= step]
+        tmp = self.path.with_name(f"{self.path.name}.tmp")
+        tmp.write_text("".join(f"{line}\n" for line in kept))
+        tmp.replace(self.path)
 
     def write(self, record: dict) -> None:
         """Append ``record`` (which has a ``step``) to the file, and its numbers to TensorBoard."""
@@ -48,6 +61,14 @@ class MetricsLog:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, record["step"])
+
+
+def _step(line: str) -> int | None:
+    """The record's step; None for a line that is not a record (blank, or cut short by a kill)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _tensorboard(output_dir: Path):

@@ -139,3 +139,8 @@ class TestDeprecatedKeys:
 
         with pytest.warns(FutureWarning, match="'TrainArguments' is deprecated: use 'MaiaTrainingArguments'"):
             assert maia_hf.training.TrainArguments is MaiaTrainingArguments
+
+
+def test_config_given_twice_is_one_clear_error():
+    with pytest.raises(MaiaInputError, match="--config is given more than once"):
+        parse_arguments(["--config", "recipes/configs/tiny.yaml", "--config", "recipes/configs/maia-seed.yaml"])

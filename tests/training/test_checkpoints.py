@@ -12,7 +12,8 @@ import pytest
 from training_runs import ENV, metrics, recipe
 
 from maia_hf.errors import MaiaInputError
-from maia_hf.training import latest_checkpoint, resume_checkpoint, save_checkpoint
+from maia_hf.training import MetricsLog, latest_checkpoint, resume_checkpoint, save_checkpoint
+from maia_hf.training.checkpoints import check_output_dir
 
 
 class OneProcess:
@@ -76,3 +77,46 @@ def test_killed_run_resumes_to_the_same_final_loss(tiny_corpus, tmp_path):
     final_resumed = [r for r in metrics(killed) if "val_loss" in r][-1]
     assert final_resumed["step"] == final_whole["step"] == 60
     assert final_resumed["val_loss"] == pytest.approx(final_whole["val_loss"], abs=1e-6)
+
+
+def test_pruning_never_deletes_the_checkpoint_just_saved_or_later_ones(tmp_path):
+    for step in (100, 400):  # an earlier run's checkpoints, further along than the new one
+        save_checkpoint(OneProcess(), tmp_path, step, {"step": step}, keep=None)
+    save_checkpoint(OneProcess(), tmp_path, 50, {"step": 50}, keep=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*"))
+    assert names == ["step-0000050", "step-0000100", "step-0000400"]
+    assert latest_checkpoint(tmp_path).name == "step-0000050"
+
+
+def test_a_fresh_run_over_an_earlier_one_is_refused_unless_asked(tmp_path):
+    save_checkpoint(OneProcess(), tmp_path, 30, {"step": 30}, keep=None)
+    (tmp_path / "metrics.jsonl").write_text('{"step": 30, "loss": 1.0}\n')
+    with pytest.raises(
+        MaiaInputError, match=r"holds a run \(checkpoints up to step 30\): pass --resume_from_checkpoint"
+    ):
+        check_output_dir(tmp_path, resuming=False, overwrite=False)
+    assert (tmp_path / "checkpoints" / "step-0000030").is_dir()  # nothing was touched
+    check_output_dir(tmp_path, resuming=True, overwrite=False)  # resuming is what the folder is for
+    check_output_dir(tmp_path, resuming=False, overwrite=True)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_the_recipe_refuses_a_folder_that_holds_a_run_in_one_line(tmp_path):
+    save_checkpoint(OneProcess(), tmp_path, 30, {"step": 30}, keep=None)
+    done = subprocess.run(
+        recipe("--output_dir", str(tmp_path)),
+        env=ENV, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "holds a run (checkpoints up to step 30)" in done.stderr
+    assert (tmp_path / "checkpoints" / "step-0000030").is_dir()
+
+
+def test_a_resumed_log_forgets_what_the_killed_run_wrote_after_its_checkpoint(tmp_path):
+    lines = [{"step": 10, "loss": 3.0}, {"step": 20, "val_loss": 2.9}, {"step": 20, "loss": 2.8}, {"step": 30}]
+    text = "".join(json.dumps(r) + "\n" for r in lines) + '{"step": 4'  # the kill cut the last line short
+    (tmp_path / "metrics.jsonl").write_text(text)
+    log = MetricsLog(tmp_path, is_main=True, fresh=False, tensorboard=False, resumed_step=20)
+    log.write({"step": 30, "loss": 2.7})
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 20, 20, 30]
