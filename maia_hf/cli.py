@@ -194,11 +194,12 @@ def _tokenize(args) -> int:
     from .io import format_notewise, read_raw, to_piece
 
     codec = NotewiseCodec()
+    composer = _known_composer(args.composer) if args.composer else None
     pieces = []
     for source in args.files:
         for raw in read_raw(source, codec):
             piece, _ = to_piece(raw, codec, transpose=args.transpose)
-            piece.composer = args.composer or piece.composer
+            piece.composer = composer or piece.composer
             if len(piece.notes) == 0:
                 print(f"maia tokenize: warning: {raw.name!r} has no pitched notes", file=sys.stderr)
             pieces.append(piece)
@@ -212,6 +213,17 @@ def _tokenize(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _known_composer(name: str) -> str:
+    """The composer's token name, in any spelling; one clear error when the vocabulary has no such token."""
+    from .errors import MaiaInputError
+    from .tokenization_maia import DEFAULT_COMPOSERS, normalize_composer
+
+    composer = normalize_composer(name)
+    if composer not in DEFAULT_COMPOSERS:
+        raise MaiaInputError(f"--composer {name!r} has no token; use one of {', '.join(DEFAULT_COMPOSERS)}")
+    return composer
 
 
 def _with_special_tokens(text: str, pieces) -> str:
@@ -286,6 +298,10 @@ def _roundtrip(args) -> int:
         total = total + report
         if not args.quiet:
             print(_row(_short(source), report))
+    if total.pieces == 0:
+        print(f"maia roundtrip: error: no piece could be read from {len(args.files)} input(s); nothing to check",
+              file=sys.stderr)  # fmt: skip
+        return 2
     print(_row(f"total ({total.pieces} pieces, {failed} unreadable)", total))
     for reason, count in total.lost_reasons().items():
         print(f"  notes changed: {count:>9} {reason}")

@@ -21,7 +21,7 @@ Example:
 >>> check_model_dir("no/such/dir")
 Traceback (most recent call last):
     ...
-maia_hf.codec.MaiaInputError: model directory 'no/such/dir' does not exist; give a directory written by save_pretrained
+maia_hf.errors.MaiaInputError: model directory 'no/such/dir' does not exist; give a directory written by save_pretrained
 
 ```
 """

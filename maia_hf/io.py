@@ -77,6 +77,8 @@ def read_raw(source, codec: NotewiseCodec | None = None) -> list[RawPiece]:
             return read_music21_corpus(text[len(MUSIC21_PREFIX) :])
         path = Path(text)
         if not path.exists():
+            if path.is_symlink():
+                raise MaiaInputError(f"{text!r} is a broken or looping symbolic link; point it at a MIDI or score file")
             raise MaiaInputError(f"{text!r} does not exist; give the path of a MIDI or score file")
         if path.is_dir():
             raise MaiaInputError(f"{text!r} is a folder; give a file (folders are read by `maia data build`)")

@@ -74,6 +74,8 @@ def normalize_composer(name: str | None) -> str:
 
     >>> normalize_composer("Schumann_Robert"), normalize_composer("Burgmüller"), normalize_composer(None)
     ('schumann', 'burgmueller', 'unknown')
+    >>> normalize_composer("J.S. Bach"), normalize_composer("Ludwig van Beethoven"), normalize_composer("C.P.E. Bach")
+    ('bach', 'beethoven', 'cpe_bach')
     """
     if name is None:
         return "unknown"
@@ -84,7 +86,14 @@ def normalize_composer(name: str | None) -> str:
     if text in COMPOSER_ALIASES:
         return COMPOSER_ALIASES[text]
     squashed = text.replace("_", "")
-    return COMPOSER_ALIASES.get(squashed, text)
+    if squashed in COMPOSER_ALIASES:
+        return COMPOSER_ALIASES[squashed]
+    if text not in DEFAULT_COMPOSERS:
+        # "J.S. Bach", "Johann Sebastian Bach", "Ludwig van Beethoven": the surname names the composer.
+        surname = text.rsplit("_", 1)[-1]
+        if surname in DEFAULT_COMPOSERS:
+            return surname
+    return text
 
 
 class VocabularyLayout:
@@ -222,7 +231,7 @@ class MaiaTokenizer(PreTrainedTokenizerFast):
     The standard tokenizer methods work on notewise text (``tokenizer("p60 wait12 endp60")``; an
     unknown word becomes ``<unk>`` as in every `transformers` tokenizer). The music methods read and
     write scores: :meth:`encode_score`, :meth:`decode_to_score`, :meth:`decode_to_midi`, and the strict
-    :meth:`encode_text`, which raises :class:`~maia_hf.codec.MaiaTokenError` on an unknown word.
+    :meth:`encode_text`, which raises :class:`~maia_hf.errors.MaiaTokenError` on an unknown word.
 
     Args:
         tokenizer_file (`str`, *optional*): a saved ``tokenizer.json``; built from the codec when absent.

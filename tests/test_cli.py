@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
+import pytest
 from helpers import REPO
 
 from maia_hf.cli import main
@@ -119,3 +121,51 @@ def test_candidates_below_one_is_refused_before_the_model_loads(tmp_path, capsys
         assert capsys.readouterr().err.strip().splitlines() == [
             f"maia {command}: error: candidates must be a whole number >= 1 (sample N, keep the likeliest), got 0"
         ]
+
+
+@pytest.mark.parametrize(
+    ("setup", "out_name", "message"),
+    [
+        ("midi-as-text", "back.mid", "is a MIDI file, not notewise text; `maia tokenize` reads it"),
+        ("empty", "back.mid", r"holds no notewise words \(an empty file\?\); nothing was written"),
+        ("text", "back.ogg", "--out '.*back.ogg': write one of .mid"),
+    ],
+    ids=["midi-given-to-detokenize", "empty-text", "unknown-output-suffix"],
+)
+def test_detokenize_bad_inputs_get_one_line(tmp_path, two_hands_midi, setup, out_name, message, capsys):
+    source = {"midi-as-text": two_hands_midi, "empty": tmp_path / "empty.txt", "text": tmp_path / "p.txt"}[setup]
+    if setup == "empty":
+        source.write_text("\n")
+    if setup == "text":
+        source.write_text("p60 wait12 endp60\n")
+    assert main(["detokenize", str(source), "--out", str(tmp_path / out_name)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0])
+    assert not (tmp_path / out_name).exists()
+
+
+@pytest.mark.parametrize("suffix", [".musicxml", ".txt", ".mid"])
+def test_detokenize_writes_the_format_its_suffix_names(tmp_path, suffix, capsys):
+    source = tmp_path / "p.txt"
+    source.write_text("# time_signature: 0 3 4\np60 wait12 endp60 p64 wait24 endp64\n")
+    out = tmp_path / f"back{suffix}"
+    assert main(["detokenize", str(source), "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().err
+    (piece,) = load_pieces(out, NotewiseCodec())
+    assert piece.notes.as_tuples() == [(60, 0, 12), (64, 12, 36)]
+
+
+def test_roundtrip_of_nothing_readable_is_not_lossless(tmp_path, capsys):
+    wav = tmp_path / "tone.wav"
+    wav.write_bytes(b"RIFF....WAVE")
+    assert main(["roundtrip", str(wav)]) == 2
+    captured = capsys.readouterr()
+    assert "no piece could be read" in captured.err and "lossless" not in captured.out.splitlines()[-1]
+
+
+def test_tokenize_names_composers_in_any_spelling_and_refuses_unknown_ones(two_hands_midi, capsys):
+    assert main(["tokenize", str(two_hands_midi), "--composer", "J.S. Bach", "--special-tokens"]) == 0
+    assert "<composer:bach>" in capsys.readouterr().out
+    assert main(["tokenize", str(two_hands_midi), "--composer", "nobody", "--special-tokens"]) == 2
+    err = capsys.readouterr().err
+    assert "--composer 'nobody' has no token; use one of albeniz, bach" in err and "<composer:nobody>" not in err

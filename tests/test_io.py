@@ -8,7 +8,7 @@ from helpers import DRUMS_ONLY_FIXTURE, make_midi
 
 from maia_hf.codec import NotewiseCodec
 from maia_hf.errors import MaiaInputError, MaiaTokenError
-from maia_hf.io import load_pieces, read_raw, to_piece, write_midi, write_musicxml, write_notewise
+from maia_hf.io import load_pieces, read_raw, to_piece, write_midi, write_musicxml, write_notewise, write_piece
 
 TWO_TUNES_ABC = """X:1
 T:First tune
@@ -176,3 +176,89 @@ class TestNotewiseText:
         path.write_text("# tempo: fast\np60 wait4 endp60\n")
         with pytest.raises(MaiaInputError, match=r"line 1: '# tempo: fast' should read '# tempo: STEP QPM'"):
             read_raw(path)
+
+
+class TestHardening:
+    """Bad metadata, headers and output paths: one clear MaiaInputError naming the input and the fix."""
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ("# time_signature: 0 -3 4", "1 to 64 beats and a power-of-two denominator"),
+            ("# time_signature: 0 4 0", "power-of-two denominator"),
+            ("# time_signature: 0 4 3", "power-of-two denominator"),
+            ("# tempo: 0 0", "a tempo above 0"),
+            ("# tempo: 0 nan", "a tempo above 0"),
+            ("# tempo: 0 inf", "a tempo above 0"),
+            ("# tempo: 0 -120", "a tempo above 0"),
+            ("# tempo: -5 120", "a step >= 0"),
+        ],
+        ids=["negative-beats", "zero-denominator", "odd-denominator", "zero", "nan", "inf", "negative", "step"],
+    )
+    def test_bad_metadata_lines_are_refused_with_their_line(self, tmp_path, line, message):
+        path = tmp_path / "bad.txt"
+        path.write_text(f"{line}\np60 wait12 endp60\n")
+        with pytest.raises(MaiaInputError, match=message) as info:
+            read_raw(path)
+        assert "line 1" in str(info.value) and line in str(info.value)
+
+    def test_impossible_tempo_and_metre_events_in_a_midi_file_are_left_out(self, tmp_path, codec):
+        import symusic
+
+        score = symusic.Score(480)
+        track = symusic.Track("piano", 0, False)
+        track.notes.append(symusic.Note(0, 480, 60, 80))
+        score.tracks.append(track)
+        score.tempos.append(symusic.Tempo(0, qpm=100.0))
+        score.tempos.append(symusic.Tempo(480, mspq=0))  # 0 microseconds a quarter: an infinite tempo
+        score.time_signatures.append(symusic.TimeSignature(0, 3, 4))
+        (piece,) = load_pieces(score, codec)
+        assert [round(t.qpm) for t in piece.tempos] == [100]
+        write_musicxml(piece, tmp_path / "ok.musicxml")  # every writer accepts what reading gives
+
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0", "truncated MIDI file \\(no track after the header\\)"),
+            (b"MThd\x8f\x13\xaa\x07\xff\x9a\xee\x01\x91\x00\x00\x00\x00\x00\x00\x00\x00\x00", "damaged MIDI header"),
+        ],
+        ids=["header-only", "random-bytes-after-MThd"],
+    )
+    def test_broken_headers_say_what_is_wrong(self, tmp_path, content, message):
+        path = tmp_path / "broken.mid"
+        path.write_bytes(content)
+        with pytest.raises(MaiaInputError, match=message):
+            read_raw(path)
+
+    def test_a_symlink_loop_is_named_as_such(self, tmp_path):
+        loop = tmp_path / "loop.mid"
+        loop.symlink_to(loop)
+        with pytest.raises(MaiaInputError, match="broken or looping symbolic link"):
+            read_raw(loop)
+
+    def test_writers_refuse_a_suffix_of_another_format(self, tmp_path, codec):
+        (piece,) = load_pieces(DRUMS_ONLY_FIXTURE(tmp_path / "d.mid"), codec)
+        with pytest.raises(MaiaInputError, match="does not name a MIDI file"):
+            write_midi(piece, tmp_path / "x.musicxml")
+        with pytest.raises(MaiaInputError, match="does not name a MusicXML file"):
+            write_musicxml(piece, tmp_path / "x.mid")
+        with pytest.raises(MaiaInputError, match="maia writes .mid"):
+            write_piece(piece, tmp_path / "x.wav", codec)
+        assert not list(tmp_path.glob("x.*"))
+
+    def test_write_piece_writes_the_format_its_suffix_names(self, two_hands_midi, tmp_path, codec):
+        (piece,) = load_pieces(two_hands_midi, codec)
+        for name in ("a.mid", "a.musicxml", "a.mxl", "a.txt"):
+            path = write_piece(piece, tmp_path / name, codec)
+            (back,) = load_pieces(path, codec)
+            assert back.notes.as_tuples() == piece.notes.as_tuples(), name
+        assert (tmp_path / "a.mid").read_bytes()[:4] == b"MThd"
+        assert (tmp_path / "a.mxl").read_bytes()[:2] == b"PK"  # compressed MusicXML is a zip
+
+    def test_a_piece_past_the_midi_tick_limit_is_refused(self, tmp_path):
+        from maia_hf.notes import NoteArray, Piece
+
+        huge = Piece(NoteArray(np.array([60]), np.array([0]), np.array([2**28]), np.array([80])))
+        with pytest.raises(MaiaInputError, match="past the 32-bit limit of a MIDI file"):
+            write_midi(huge, tmp_path / "huge.mid")
+        assert not (tmp_path / "huge.mid").exists()

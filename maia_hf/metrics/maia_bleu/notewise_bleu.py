@@ -41,6 +41,7 @@ __all__ = [
     "count_matches_per_prediction",
     "cumulative_bleu",
     "notewise_bleu",
+    "pool_of",
     "to_words",
 ]
 
@@ -285,5 +286,22 @@ def notewise_bleu(
     >>> smoothed = notewise_bleu(["p60 wait6 endp60 p64 wait6 endp64"], ["p60 wait6 endp60"], smooth=True)
     >>> round(smoothed["bleu"], 4)  # precisions (3+1)/(6+1), 3/6, 2/5, 1/4, 1/3
     0.3172
+
+    References nested as ``evaluate``'s ``bleu`` takes them (one list of texts per prediction) are
+    read as one pool, their union:
+
+    >>> nested = notewise_bleu(["p60 wait6 endp60 p64 wait6 endp64"], [["p60 wait6 endp60 p62 wait6 endp62"]])
+    >>> nested == r
+    True
     """
+    references = pool_of(references)
     return bleu_from_matches(count_matches(predictions, references, len(weights)), weights, smooth, brevity_penalty)
+
+
+def pool_of(references: Sequence) -> list:
+    """The reference pool: ``references`` itself, or the union of per-prediction lists of texts."""
+    nested = len(references) > 0 and all(
+        isinstance(r, (list, tuple)) and len(r) > 0 and all(isinstance(t, str) and " " in t.strip() for t in r)
+        for r in references
+    )
+    return [text for group in references for text in group] if nested else list(references)
