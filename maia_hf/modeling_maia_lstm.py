@@ -94,6 +94,14 @@ class MaiaLstmForCausalLM(PreTrainedModel, GenerationMixin):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=1.0)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, reading weights from safetensors only (never pickle)."""
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("maia models are stored as safetensors only; drop use_safetensors=False")
+        kwargs["use_safetensors"] = True
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
 

@@ -85,3 +85,18 @@ def test_pipeline_and_fresh_process(lstm, tokenizer, tmp_path):
         "print(type(m).__name__, m.generate(torch.tensor([[2, 250]]), max_new_tokens=3).shape[1])\n"
     )
     assert out.split() == ["MaiaLstmForCausalLM", "5"]
+
+
+def test_lstm_loads_safetensors_only(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    model = MaiaLstmForCausalLM(MaiaLstmConfig(hidden_size=16, num_layers=1))
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    torch.save(load_file(weights), tmp_path / "pytorch_model.bin")  # the pickle format maia never reads
+    weights.unlink()
+    with pytest.raises(OSError):
+        MaiaLstmForCausalLM.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="safetensors only"):
+        MaiaLstmForCausalLM.from_pretrained(tmp_path, use_safetensors=False)

@@ -11,17 +11,28 @@ previous checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from ..errors import MaiaInputError
 
-__all__ = ["check_output_dir", "latest_checkpoint", "load_checkpoint", "resume_checkpoint", "save_checkpoint"]
+__all__ = [
+    "check_output_dir",
+    "earlier_checkpoints",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "resume_checkpoint",
+    "save_checkpoint",
+]
 
 
-def save_checkpoint(accelerator, output_dir: Path, step: int, state: dict, keep: int | None, config=None) -> Path:
+def save_checkpoint(
+    accelerator, output_dir: Path, step: int, state: dict, keep: int | None, config=None, scheduler=None
+) -> Path:
     """Write a checkpoint atomically: a killed run leaves either the old or the new one, never half.
 
     Args:
@@ -31,6 +42,7 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, state: dict, keep:
         keep (`int`, *optional*): checkpoints kept on disk, the newest (None: all).
         config (`PreTrainedConfig`, *optional*): the model's configuration, written as ``config.json`` so
             that the checkpoint folder loads with ``from_pretrained`` like a model directory.
+        scheduler (*optional*): the learning-rate schedule, whose state goes into ``trainer_state.json``.
     """
     root = output_dir / "checkpoints"
     final = root / f"step-{step:07d}"
@@ -39,9 +51,13 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, state: dict, keep:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
+    (partial / f"rng_state_{accelerator.process_index}.json").write_text(json.dumps(rng_state()))
     accelerator.wait_for_everyone()  # every rank has written its part (DeepSpeed shards) before the rename
     if accelerator.is_main_process:
-        (partial / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        for pickled in partial.glob("*.pkl"):  # Accelerate's RNG pickles: their JSON above replaces them
+            pickled.unlink()
+        saved = {**state, "scheduler": _json_ready(scheduler.state_dict())} if scheduler is not None else state
+        (partial / "trainer_state.json").write_text(json.dumps(saved, indent=2))
         if config is not None:
             config.save_pretrained(partial)
         shutil.rmtree(final, ignore_errors=True)
@@ -89,6 +105,13 @@ def check_output_dir(output_dir: Path, resuming: bool, overwrite: bool) -> None:
     )
 
 
+def earlier_checkpoints(output_dir: Path, than: Path) -> list[Path]:
+    """Complete checkpoints older than ``than``, newest first: where a resume falls back to."""
+    root = Path(output_dir) / "checkpoints"
+    done = [p for p in root.glob("step-*") if (p / "trainer_state.json").is_file() and _step_of(p) < _step_of(than)]
+    return sorted(done, key=_step_of, reverse=True)
+
+
 def latest_checkpoint(output_dir: Path) -> Path | None:
     """The checkpoint ``output_dir/checkpoints/latest`` points to, if it is complete."""
     pointer = output_dir / "checkpoints" / "latest"
@@ -118,7 +141,90 @@ def resume_checkpoint(resume_from_checkpoint: bool | str | None, output_dir: Pat
     return path
 
 
-def load_checkpoint(accelerator, checkpoint: Path) -> dict:
-    """Restore the states ``save_checkpoint`` wrote; return the loop's position (``trainer_state.json``)."""
-    accelerator.load_state(str(checkpoint))
-    return json.loads((checkpoint / "trainer_state.json").read_text())
+def load_checkpoint(accelerator, checkpoint: Path, scheduler=None) -> dict:
+    """Restore the states ``save_checkpoint`` wrote; return the loop's position (``trainer_state.json``).
+
+    Nothing is unpickled: the weights are safetensors, the optimizer state is read by torch's
+    ``weights_only`` loader (tensors and numbers only), and the schedule and RNG states are JSON. A
+    checkpoint written before the schedule was kept in JSON gets it back from the optimizer's
+    ``initial_lr`` and the step (exact for the warm-up + cosine `LambdaLR`); its Accelerate pickles are
+    ignored.
+    """
+    with _without_pickles(checkpoint) as folder:
+        accelerator.load_state(str(folder), load_kwargs={"weights_only": True})
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    if scheduler is not None:
+        _restore_scheduler(scheduler, state.pop("scheduler", None), state["step"])
+    rng = checkpoint / f"rng_state_{accelerator.process_index}.json"
+    if rng.is_file():
+        set_rng_state(json.loads(rng.read_text()))
+    return state
+
+
+@contextlib.contextmanager
+def _without_pickles(checkpoint: Path):
+    """The checkpoint as Accelerate should see it: every file but its ``*.pkl`` (linked, not copied)."""
+    if not any(checkpoint.glob("*.pkl")):
+        yield checkpoint
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for entry in checkpoint.iterdir():
+            if entry.suffix != ".pkl":
+                (Path(tmp) / entry.name).symlink_to(entry.resolve())
+        yield Path(tmp)
+
+
+def _restore_scheduler(scheduler, saved: dict | None, step: int) -> None:
+    if saved is not None:
+        scheduler.load_state_dict({**scheduler.state_dict(), **saved, "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
+        return
+    groups = scheduler.optimizer.param_groups
+    scheduler.base_lrs = [group.get("initial_lr", group["lr"]) for group in groups]
+    scheduler.last_epoch = step
+    for group, base, factor in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * factor(step)
+    scheduler._last_lr = [group["lr"] for group in groups]
+
+
+def _json_ready(value):
+    """A scheduler's state as JSON: functions (the lambdas) are rebuilt from the arguments, not saved."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items() if not callable(v)}
+    if isinstance(value, (list, tuple)):
+        return [None if callable(v) else _json_ready(v) for v in value]
+    return value
+
+
+def rng_state() -> dict:
+    """Python's, numpy's and torch's random states (CPU and every CUDA device) as JSON-ready values."""
+    import random
+
+    import numpy as np
+    import torch
+
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    version, internal, python_gauss = random.getstate()
+    state = {
+        "python": [version, list(internal), python_gauss],
+        "numpy": [kind, keys.tolist(), position, has_gauss, gauss],
+        "torch": torch.get_rng_state().tolist(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` gave."""
+    import random
+
+    import numpy as np
+    import torch
+
+    version, internal, python_gauss = state["python"]
+    random.setstate((version, tuple(internal), python_gauss))
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])

@@ -17,8 +17,15 @@ from typing import Any
 
 import torch
 
+from ..errors import MaiaInputError
 from .accelerator import make_accelerator
-from .checkpoints import check_output_dir, load_checkpoint, resume_checkpoint, save_checkpoint
+from .checkpoints import (
+    check_output_dir,
+    earlier_checkpoints,
+    load_checkpoint,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from .data import WindowBatches, load_or_build_corpus
 from .model import build_model
 from .optimization import lr_lambda, make_optimizer, total_training_steps
@@ -134,7 +141,6 @@ def setup_run(model_args, data_args, args) -> TrainingRun:
         plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = args.per_device_train_batch_size
     # The scheduler counts optimizer steps; Accelerate's wrapper would step it once per process.
     model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
     return TrainingRun(accelerator, model, optimizer, scheduler, batches, corpus, tokenizer, data_args, args, max_steps)
 
 
@@ -146,8 +152,19 @@ def resume_run(run: TrainingRun) -> None:
     if checkpoint is None:
         run.accelerator.print(f"no checkpoint in {run.output_dir}/checkpoints: starting from scratch")
         return
-    run.state = load_checkpoint(run.accelerator, checkpoint)
-    run.accelerator.print(f"resumed from {checkpoint} at step {run.state['step']}")
+    fallbacks = earlier_checkpoints(run.output_dir, checkpoint) if run.args.resume_from_checkpoint is True else []
+    for candidate in [checkpoint, *fallbacks]:
+        try:
+            run.state = load_checkpoint(run.accelerator, candidate, run.scheduler)
+        except Exception as exc:  # a truncated or damaged file: torch, safetensors and json raise their own types
+            run.accelerator.print(f"checkpoint {candidate} could not be loaded ({type(exc).__name__}: {exc})")
+            continue
+        note = "" if candidate == checkpoint else f" (the newer {checkpoint.name} was damaged)"
+        run.accelerator.print(f"resumed from {candidate} at step {run.state['step']}{note}")
+        return
+    raise MaiaInputError(
+        f"no checkpoint in {run.output_dir}/checkpoints could be loaded; start afresh with --overwrite_output_dir true"
+    )
 
 
 def next_batch(run: TrainingRun) -> dict[str, torch.Tensor]:
@@ -205,7 +222,8 @@ def log_evaluate_save(run: TrainingRun, loss_sum: torch.Tensor, clock: StepClock
         evaluate_and_sample(run, step)
     run.state["elapsed"] = clock.elapsed()
     if (args.save_steps and step % args.save_steps == 0) or last:
-        save_checkpoint(run.accelerator, run.output_dir, step, run.state, args.save_total_limit, _unwrapped(run).config)
+        config = _unwrapped(run).config
+        save_checkpoint(run.accelerator, run.output_dir, step, run.state, args.save_total_limit, config, run.scheduler)
     return loss
 
 

@@ -20,6 +20,7 @@ class OneProcess:
     """The part of `accelerate.Accelerator` that `save_checkpoint` uses, for one process."""
 
     is_main_process = True
+    process_index = 0
 
     def wait_for_everyone(self):
         pass
@@ -120,3 +121,37 @@ def test_a_resumed_log_forgets_what_the_killed_run_wrote_after_its_checkpoint(tm
     log.write({"step": 30, "loss": 2.7})
     steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert steps == [10, 20, 20, 30]
+
+
+class _WritesAFileWhenUnpickled:
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_resume_unpickles_nothing_and_falls_back_from_a_damaged_checkpoint(tiny_corpus, tmp_path):
+    import pickle
+
+    run = tmp_path / "run"
+    common = ("--dataset_dir", tiny_corpus, "--num_samples", "0", "--save_steps", "10", "--eval_steps", "0")
+    subprocess.run(recipe(*common, "--output_dir", run, "--max_steps", "20"), env=ENV, check=True, capture_output=True)
+    step20 = run / "checkpoints" / "step-0000020"
+    assert not list((run / "checkpoints").rglob("*.pkl"))  # the loop's state is JSON, the weights safetensors
+    assert (step20 / "rng_state_0.json").is_file()
+    assert json.loads((step20 / "trainer_state.json").read_text())["scheduler"]["last_epoch"] == 20
+
+    marker = tmp_path / "code-ran"
+    (step20 / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(_WritesAFileWhenUnpickled(marker)))
+    (step20 / "model.safetensors").write_bytes(b"truncated")
+    done = subprocess.run(
+        recipe(*common, "--output_dir", run, "--max_steps", "30", "--resume_from_checkpoint", "true"),
+        env=ENV, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (
+        "resumed from" in done.stdout and "step-0000010 at step 10 (the newer step-0000020 was damaged)" in done.stdout
+    )
+    assert not marker.exists()  # the crafted pickle was never loaded
+    assert [r["step"] for r in metrics(run) if "loss" in r][-1] == 30
