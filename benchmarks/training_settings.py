@@ -28,11 +28,11 @@ SETTINGS = {
     "v1 recipe (sparse mask, gelu_new, fp32, 1 thread)": V1,
     "split sparse backend": SPLIT,
     "split + fused gelu (gelu_pytorch_tanh)": {**SPLIT, "act": "gelu_pytorch_tanh"},
-    "v2 recipe: split + fused gelu + fused AdamW": V2,
-    "v2, dense SDPA attention instead of sparse": {**V2, "attn": "sdpa"},
-    "v2 + torch.compile": {**V2, "compile": True},
-    "v2 + 2 threads": {**V2, "threads": 2},
-    "v2 + bf16 autocast": {**V2, "bf16": True, "steps": 1, "warmup": 1},
+    "S = split + fused gelu + fused AdamW": V2,
+    "S, dense SDPA attention instead of sparse": {**V2, "attn": "sdpa"},
+    "S + torch.compile": {**V2, "compile": True},
+    "S + 2 threads": {**V2, "threads": 2},
+    "S + bf16 autocast": {**V2, "bf16": True, "steps": 1, "warmup": 1},
 }
 
 N_LAYER, N_EMBD, N_INNER, N_CTX, VOCAB = 6, 256, 1024, 512, 273

@@ -322,9 +322,19 @@ def _short(source: str, width: int = 48) -> str:
 def _generate(args) -> int:
     from .compose import compose, default_model
     from .errors import MaiaInputError
-    from .generation import check_candidates
+    from .generation.settings import check_generation_settings
 
-    check_candidates(args.candidates)
+    check_generation_settings(
+        bars=args.bars, max_new_tokens=args.max_new_tokens, prompt_bars=args.prompt_bars, top_k=args.top_k,
+        top_p=args.top_p, temperature=args.temperature, num_return_sequences=args.num_return_sequences,
+        candidates=args.candidates, max_note_quarters=args.max_note_quarters or None, flags=True,
+    )  # fmt: skip
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MaiaInputError(
+            f"--out {str(args.out)!r}: cannot create its folder ({exc.strerror}); choose another"
+        ) from None
     model = args.model or default_model()
     if model is None:
         raise MaiaInputError(
@@ -357,9 +367,9 @@ def _report_generation(result) -> None:
 
 def _lacrimosa(args) -> int:
     from .compose import complete_lacrimosa, default_model
-    from .generation import check_candidates
+    from .generation.settings import check_candidates
 
-    check_candidates(args.candidates)
+    check_candidates(args.candidates, flags=True)
     model = args.model or default_model()
     if model is None:
         return _lacrimosa_prompt_only(args.out)

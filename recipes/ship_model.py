@@ -77,23 +77,27 @@ def load_candidate(args):
 
 
 def compare(candidate, base, tokenizer, data: Path, sources=None) -> dict:
-    """Both models' likelihood on the same validation split (or its pieces from ``sources``), each token once."""
+    """Both models' likelihood on the same validation split, each token once; with ``sources``, also on
+    its pieces from those sources, which then decide."""
     from maia_hf import MaiaForCausalLM
     from maia_hf.data import load_corpus
     from maia_hf.evaluation import validation_nll
 
     corpus, _, _ = load_corpus(data)
-    split = corpus["validation"]
+    splits = {"all": corpus["validation"]}
     if sources:
-        split = split.filter(lambda row: row["source"].startswith(tuple(sources)))
-    if len(split) == 0:
+        splits["sources"] = corpus["validation"].filter(lambda row: row["source"].startswith(tuple(sources)))
+    if any(len(split) == 0 for split in splits.values()):
         raise SystemExit(f"ship_model: error: {data} has no validation windows (from {sources}); check --sources")
     base_model = MaiaForCausalLM.from_pretrained(base).eval()
-    return {
-        "validation": {"corpus": str(data), "sources": sources or "all", "windows": len(split)},
-        "candidate": validation_nll(candidate, tokenizer, split, max_windows=0),
-        "base": validation_nll(base_model, tokenizer, split, max_windows=0),
-    }
+    result = {"corpus": str(data), "source_prefixes": sources, "decides": "sources" if sources else "all", "splits": {}}
+    for name, split in splits.items():
+        result["splits"][name] = {
+            "windows": len(split),
+            "candidate": validation_nll(candidate, tokenizer, split, max_windows=0),
+            "base": validation_nll(base_model, tokenizer, split, max_windows=0),
+        }
+    return result
 
 
 def ship(model, tokenizer, card: Path, dest: Path) -> int:
@@ -128,10 +132,13 @@ def main(argv=None) -> int:
 
     candidate, tokenizer = load_candidate(args)
     result = compare(candidate, args.base, tokenizer, args.data, args.sources)
-    c, b = result["candidate"], result["base"]
-    print(f"validation ({c['tokens']:,} tokens, each once): candidate {c['bits_per_token']:.3f} bits/token, "
-          f"{c['bits_per_note']:.2f} bits/note; shipped {b['bits_per_token']:.3f} bits/token, "
-          f"{b['bits_per_note']:.2f} bits/note")  # fmt: skip
+    for name, split in result["splits"].items():
+        c, b = split["candidate"], split["base"]
+        print(f"validation {name} ({c['tokens']:,} tokens, each once): candidate {c['bits_per_token']:.3f} "
+              f"bits/token, {c['bits_per_note']:.2f} bits/note; shipped {b['bits_per_token']:.3f} bits/token, "
+              f"{b['bits_per_note']:.2f} bits/note")  # fmt: skip
+    decisive = result["splits"][result["decides"]]
+    c, b = decisive["candidate"], decisive["base"]
     if args.report:
         args.report.write_text(json.dumps(result, indent=1))
     if args.compare_only:

@@ -119,7 +119,7 @@ def test_candidates_below_one_is_refused_before_the_model_loads(tmp_path, capsys
         args = [command, "--model", str(tmp_path / "nowhere"), "--candidates", "0", "--out", str(tmp_path / "out")]
         assert main(args) == 2  # about the candidates, not the missing model: nothing was loaded
         assert capsys.readouterr().err.strip().splitlines() == [
-            f"maia {command}: error: candidates must be a whole number >= 1 (sample N, keep the likeliest), got 0"
+            f"maia {command}: error: --candidates must be a whole number >= 1 (sample N, keep the likeliest), got 0"
         ]
 
 
@@ -169,3 +169,50 @@ def test_tokenize_names_composers_in_any_spelling_and_refuses_unknown_ones(two_h
     assert main(["tokenize", str(two_hands_midi), "--composer", "nobody", "--special-tokens"]) == 2
     err = capsys.readouterr().err
     assert "--composer 'nobody' has no token; use one of albeniz, bach" in err and "<composer:nobody>" not in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--bars", "1000000000"], "--bars must be a whole number between 1 and 1,000"),
+        (["--max-new-tokens", "1000000000000"], "--max-new-tokens must be a whole number between 1 and 200,000"),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be a whole number between 1"),
+        (["--max-new-tokens", "-5"], "--max-new-tokens must be a whole number between 1"),
+        (["--num-return-sequences", "0"], "--num-return-sequences must be a whole number between 1 and 64"),
+        (["--prompt-bars", "0"], "--prompt-bars must be a whole number between 1"),
+        (["--prompt-bars", "-1"], "--prompt-bars must be a whole number between 1"),
+        (["--top-k", "-3"], "--top-k must be a whole number >= 0"),
+        (["--top-p", "1.5"], "--top-p must be above 0 and at most 1"),
+        (["--temperature", "0"], "--temperature must be above 0"),
+    ],
+    ids=[
+        "bars",
+        "huge-budget",
+        "zero-budget",
+        "negative-budget",
+        "no-sequences",
+        "prompt-bars-0",
+        "prompt-bars-neg",
+        "top-k",
+        "top-p",
+        "temperature",
+    ],  # fmt: skip
+)
+def test_generate_flags_are_checked_before_the_model_loads(tmp_path, capsys, monkeypatch, flags, message):
+    import maia_hf.compose
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the flags were checked")
+
+    monkeypatch.setattr(maia_hf.compose, "load_model", no_model)
+    assert main(["generate", "--prompt", "p60 wait12 endp60", *flags, "--out", str(tmp_path / "x.mid")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_generate_into_a_folder_that_cannot_exist_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "x.mid"
+    assert main(["generate", "--prompt", "p60 wait12 endp60", "--bars", "1", "--out", str(out)]) == 2
+    assert "cannot create its folder" in capsys.readouterr().err and blocker.read_text() == "not a folder"

@@ -22,7 +22,8 @@ import importlib
 _LAZY = {
     "DEFAULT_MAX_NOTE_QUARTERS": "continuation",
     "Continuation": "continuation",
-    "check_candidates": "continuation",
+    "check_candidates": "settings",
+    "check_generation_settings": "settings",
     "continue_ids": "continuation",
     "continue_piece": "continuation",
     "max_note_steps": "continuation",

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from ..codec import NoteArray, Piece
 from ..errors import MaiaInputError
+from .settings import check_generation_settings
 
 __all__ = [
     "DEFAULT_MAX_NOTE_QUARTERS",
     "Continuation",
-    "check_candidates",
     "continue_ids",
     "continue_piece",
     "max_note_steps",
@@ -149,29 +149,6 @@ def max_note_steps(quarters: float | None, steps_per_quarter: int) -> int | None
     return max(round(quarters * steps_per_quarter), 1)
 
 
-def check_candidates(candidates) -> int:
-    """``candidates`` (sample N, keep the likeliest) as a count of at least one, else a clear error.
-
-    Example:
-
-    ```python
-    >>> from maia_hf.generation import check_candidates
-    >>> check_candidates(4)
-    4
-    >>> check_candidates(0)
-    Traceback (most recent call last):
-    ...
-    maia_hf.errors.MaiaInputError: candidates must be a whole number >= 1 (sample N, keep the likeliest), got 0
-
-    ```
-    """
-    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
-        raise MaiaInputError(
-            f"candidates must be a whole number >= 1 (sample N, keep the likeliest), got {candidates!r}"
-        )
-    return candidates
-
-
 def _bars_end_step(prompt: Piece, start: int, bars: int | None, spq: int) -> int | None:
     """The bar line ``bars`` bars after ``start`` (None without ``bars``)."""
     if bars is None:
@@ -244,7 +221,10 @@ def continue_ids(
     """
     from .logits_process import NotewiseConstraintProcessor
 
-    check_candidates(candidates)
+    check_generation_settings(
+        max_new_tokens=max_new_tokens, top_k=top_k, top_p=top_p, temperature=temperature if do_sample else None,
+        num_return_sequences=num_return_sequences, candidates=candidates, max_note_quarters=max_note_quarters,
+    )  # fmt: skip
     history = [int(i) for i in ids]
     if history[:1] != [tokenizer.bos_token_id]:
         history = [tokenizer.bos_token_id, tokenizer.composer_token_id(composer), *history]
@@ -313,7 +293,11 @@ def continue_piece(
     from .logits_process import NotewiseConstraintProcessor
     from .streamers import NoteStreamer
 
-    check_candidates(candidates)
+    check_generation_settings(
+        bars=bars, max_new_tokens=max_new_tokens, top_k=top_k, top_p=top_p,
+        temperature=temperature if do_sample else None, num_return_sequences=num_return_sequences,
+        candidates=candidates, max_note_quarters=max_note_quarters,
+    )  # fmt: skip
     spq = tokenizer.codec.config.steps_per_quarter
     prompt = prompt if prompt is not None else Piece(NoteArray.empty())
     start = prompt_end(prompt, spq)

@@ -12,11 +12,9 @@ from pathlib import Path
 
 from ..codec import NoteArray, NotewiseCodec, Piece
 from ..errors import MaiaInputError
-from ..io import MIDI_SUFFIXES, MUSIC21_PREFIX, SCORE_SUFFIXES, TEXT_SUFFIXES, load_pieces, to_piece
+from ..io import MUSIC21_PREFIX, load_pieces, to_piece
 
 __all__ = ["read_prompt"]
-
-_FILE_SUFFIXES = MIDI_SUFFIXES + SCORE_SUFFIXES + TEXT_SUFFIXES
 
 
 def read_prompt(prompt, tokenizer_or_codec=None, prompt_bars: int | None = None) -> Piece:
@@ -51,6 +49,10 @@ def read_prompt(prompt, tokenizer_or_codec=None, prompt_bars: int | None = None)
     ```
     """
     codec = NotewiseCodec() if tokenizer_or_codec is None else getattr(tokenizer_or_codec, "codec", tokenizer_or_codec)
+    if prompt_bars is not None and (
+        isinstance(prompt_bars, bool) or not isinstance(prompt_bars, int) or prompt_bars < 1
+    ):
+        raise MaiaInputError(f"prompt_bars must be a whole number of bars >= 1 (or None for all), got {prompt_bars!r}")
     piece = _read_piece(prompt, codec)
     return piece.first_bars(prompt_bars, codec.config.steps_per_quarter) if prompt_bars else piece
 
@@ -74,8 +76,15 @@ def _read_piece(prompt, codec: NotewiseCodec) -> Piece:
 
 
 def _names_a_file(text: str) -> bool:
-    """A one-line string with a music file's suffix (or a music21 corpus name), as opposed to notewise text."""
-    return "\n" not in text and (Path(text).suffix.lower() in _FILE_SUFFIXES or text.startswith(MUSIC21_PREFIX))
+    """A string that names a file or folder (or a music21 corpus work), as opposed to notewise text.
+
+    Notewise words have neither dots nor slashes, so one token with either (``tone.wav``, ``songs/``) is a
+    path, and reading it says what is wrong with it (missing, a folder, a format maia does not read).
+    """
+    one_token = "\n" not in text and len(text.split()) == 1
+    return text.startswith(MUSIC21_PREFIX) or (
+        one_token and ("." in text or "/" in text or os.sep in text or Path(text.strip()).exists())
+    )
 
 
 def _first_piece(pieces: list[Piece], source) -> Piece:

@@ -14,9 +14,9 @@ from typing import NamedTuple
 from transformers import LogitsProcessor
 from transformers.generation.streamers import BaseStreamer
 
-from .continuation import check_candidates
 from .decoding import sample_with_sliding_window
 from .logits_process import SequenceLogProbability
+from .settings import check_candidates
 
 __all__ = ["RankedSample", "sample_best_of"]
 

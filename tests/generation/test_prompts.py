@@ -77,3 +77,27 @@ def test_errors_name_the_input_not_a_temporary_file(tmp_path):
 def test_a_music21_corpus_name():
     piece = read_prompt("music21:bach/bwv66.6", prompt_bars=2)
     assert len(piece.notes) > 10 and piece.notes.end.max() <= 2 * 48
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [("tone.wav", "has an unknown suffix '.wav'"), ("no/such/piece.mid", "does not exist")],
+    ids=["audio-file", "missing-file"],
+)
+def test_a_path_is_read_as_a_path_never_as_notewise_words(tmp_path, prompt, message):
+    if prompt == "tone.wav":
+        prompt = str(tmp_path / prompt)
+        Path(prompt).write_bytes(b"RIFF....WAVE")
+    with pytest.raises(MaiaInputError, match=message):
+        read_prompt(prompt)
+
+
+def test_a_folder_prompt_says_it_is_a_folder(tmp_path):
+    with pytest.raises(MaiaInputError, match="is a folder; give a file"):
+        read_prompt(str(tmp_path))
+
+
+@pytest.mark.parametrize("prompt_bars", [0, -1, 2.5])
+def test_prompt_bars_must_be_a_positive_whole_number(prompt_bars):
+    with pytest.raises(MaiaInputError, match="prompt_bars must be a whole number of bars >= 1"):
+        read_prompt("p60 wait12 endp60", prompt_bars=prompt_bars)
