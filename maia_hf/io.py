@@ -150,7 +150,9 @@ def _raw_from_symusic(score, name: str) -> RawPiece:
         parts.append(NoteArray(a["pitch"], a["time"], a["time"] + a["duration"], a["velocity"]))
     # Whole arrays at once: piano-midi.de files hold ~900 tempo changes each.
     t = score.tempos.numpy()
-    tempos = list(zip(t["time"].tolist(), (60_000_000.0 / t["mspq"]).tolist(), strict=True))
+    with np.errstate(divide="ignore"):  # 0 microseconds a quarter gives inf, which to_piece leaves out
+        qpm = 60_000_000.0 / t["mspq"]
+    tempos = list(zip(t["time"].tolist(), qpm.tolist(), strict=True))
     ts = score.time_signatures.numpy()
     signatures = list(zip(ts["time"].tolist(), ts["numerator"].tolist(), ts["denominator"].tolist(), strict=True))
     return RawPiece(NoteArray.concatenate(parts), score.ticks_per_quarter, tempos, signatures, name, drums)
