@@ -51,10 +51,15 @@ def parse_transpositions(value) -> tuple[int, ...]:
         elif isinstance(value, (str, int)):
             count = int(value)
             if count < 1:
-                raise ValueError
+                raise MaiaInputError(
+                    f"transpositions {value!r}: a count of keys must be at least 1 (1 keeps only the original key, "
+                    "12 gives all twelve)"
+                )
             offsets = tuple(range(-((count - 1) // 2), count // 2 + 1))
         else:
             offsets = tuple(int(v) for v in value)
+    except MaiaInputError:
+        raise
     except ValueError:
         raise MaiaInputError(
             f"transpositions {value!r} should be a number of keys (12), a range (-5..6) or a list (0,2,-2)"

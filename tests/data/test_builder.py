@@ -148,6 +148,8 @@ def test_parse_transpositions_and_config_errors():
     assert parse_transpositions("12") == KEYS and parse_transpositions(3) == (-1, 0, 1)
     with pytest.raises(MaiaInputError, match="number of keys"):
         parse_transpositions("twelve")
+    with pytest.raises(MaiaInputError, match=r"'0': a count of keys must be at least 1 \(1 keeps only the original"):
+        parse_transpositions("0")
     with pytest.raises(MaiaInputError, match="overlap"):
         BuildConfig(overlap=1.0)
     with pytest.raises(MaiaInputError, match="fractions"):
