@@ -20,11 +20,28 @@ from pathlib import Path
 import numpy as np
 
 from ..codec import NotewiseCodec, Piece
+from ..errors import MaiaInputError
 from ..io import write_notewise
 from .plots import LABELS, REAL, plot_ngram_strip, plot_statistics
 from .statistics import HISTOGRAMS, STATISTICS
 
 __all__ = ["report_markdown", "write_report"]
+
+
+def check_report_dir(out_dir) -> None:
+    """Refuse to write a report into a file, or into a folder that holds other things than a maia report.
+
+    Raises:
+        MaiaInputError: ``out_dir`` is a file, or a non-empty folder without a ``report.json``.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise MaiaInputError(f"--out {str(out)!r} is a file; give a folder for the report")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
+        raise MaiaInputError(
+            f"--out {str(out)!r} already holds other files and no maia report; give a new or empty folder "
+            "(or the folder of an earlier `maia evaluate`, which is replaced)"
+        )
 
 
 def write_report(report: dict, samples: dict, out_dir, codec: NotewiseCodec) -> dict[str, str]:

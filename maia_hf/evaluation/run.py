@@ -336,7 +336,10 @@ def evaluate_models(
         MaiaInputError: a model directory or the corpus is missing, or their vocabularies differ.
     """
     from ..compose import load_model
+    from .report import check_report_dir
 
+    if out_dir is not None:
+        check_report_dir(out_dir)
     config = config or EvaluationConfig()
     model_dirs = [str(d) for d in ([model_dirs] if isinstance(model_dirs, (str, Path)) else model_dirs)]
     if not model_dirs:

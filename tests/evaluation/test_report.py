@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_the_report_files(report_dir):
     import matplotlib.image
@@ -18,3 +20,20 @@ def test_the_report_files(report_dir):
         assert f"## {heading}" in markdown
     assert "![cumulated n-gram strip plot](ngram_strip.png)" in markdown and "tiny-lstm" in markdown
     assert (report_dir / "samples" / "tiny-gpt.txt").read_text().count("# name:") == 3
+
+
+def test_a_report_never_lands_in_an_unrelated_folder(tmp_path):
+    from maia_hf.errors import MaiaInputError
+    from maia_hf.evaluation.report import check_report_dir
+
+    check_report_dir(tmp_path / "new")  # a new folder is fine
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "report.json").write_text("{}")
+    check_report_dir(tmp_path / "earlier")  # an earlier report is replaced
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "thesis.tex").write_text("mine")
+    with pytest.raises(MaiaInputError, match="already holds other files and no maia report"):
+        check_report_dir(tmp_path / "other")
+    with pytest.raises(MaiaInputError, match="is a file; give a folder"):
+        check_report_dir(tmp_path / "other" / "thesis.tex")
+    assert (tmp_path / "other" / "thesis.tex").read_text() == "mine"
