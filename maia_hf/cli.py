@@ -217,13 +217,15 @@ def _tokenize(args) -> int:
 
 def _known_composer(name: str) -> str:
     """The composer's token name, in any spelling; one clear error when the vocabulary has no such token."""
-    from .errors import MaiaInputError
-    from .tokenization_maia import DEFAULT_COMPOSERS, normalize_composer
+    from .errors import MaiaInputError, MaiaTokenError
+    from .tokenization_maia import MaiaTokenizer, normalize_composer
 
-    composer = normalize_composer(name)
-    if composer not in DEFAULT_COMPOSERS:
-        raise MaiaInputError(f"--composer {name!r} has no token; use one of {', '.join(DEFAULT_COMPOSERS)}")
-    return composer
+    tokenizer = MaiaTokenizer()  # the one place that knows which composers have a token
+    try:
+        tokenizer.composer_token_id(name)
+    except MaiaTokenError:
+        raise MaiaInputError(f"--composer {name!r} has no token; use one of {', '.join(tokenizer.composers)}") from None
+    return normalize_composer(name)
 
 
 def _with_special_tokens(text: str, pieces) -> str:
