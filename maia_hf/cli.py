@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_parser(sub)
     _add_evaluate_parser(sub)
     _add_push_parser(sub)
+    from .commands import demo, infill
+
+    infill.register(sub)
+    demo.register(sub)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""The jobs behind ``maia generate`` and ``maia lacrimosa``: load a model, read a prompt, continue it, write it.
+"""The jobs behind ``maia generate``, ``maia lacrimosa`` and ``maia infill``: load a model, read a prompt,
+continue it (or fill a gap in it), write it.
 
 Example:
 
@@ -23,10 +24,13 @@ from .resources import LACRIMOSA_PROMPT
 __all__ = [
     "LACRIMOSA_BARS",
     "ComposeResult",
+    "InfillResult",
     "complete_lacrimosa",
     "compose",
     "default_model",
+    "infill",
     "load_model",
+    "parse_bar_ranges",
 ]
 
 LACRIMOSA_BARS = 30  # the completed movement (Mozart's 8 bars and Süssmayr's 22)
@@ -130,3 +134,108 @@ def complete_lacrimosa(
         model_dir, LACRIMOSA_PROMPT, Path(out_dir) / "lacrimosa.mid", bars=LACRIMOSA_BARS - 8, top_k=top_k,
         composer="mozart", seed=seed, candidates=candidates, wav=wav, progress=progress,
     )[0]  # fmt: skip
+
+
+@dataclass
+class InfillResult:
+    """What an infilling job wrote: every filled gap and the files.
+
+    Attributes:
+        infills (`list[maia_hf.generation.Infill]`): one per gap, in order; the last one's ``piece`` holds them all.
+        files (`dict`): kind -> path written, as for :class:`ComposeResult`.
+    """
+
+    infills: list
+    files: dict
+
+    @property
+    def piece(self):
+        """The piece with every gap filled."""
+        return self.infills[-1].piece
+
+
+def parse_bar_ranges(text: str) -> list[tuple[int, int]]:
+    """``"9-12"``, ``"9"`` or ``"3-4,9-12"`` as sorted ``(first, last)`` bar ranges (1-based, inclusive).
+
+    Raises:
+        MaiaInputError: a range that is not ``N`` or ``N-M``, an empty one, or two that overlap.
+
+    >>> parse_bar_ranges("9-12,3-4"), parse_bar_ranges("5")
+    ([(3, 4), (9, 12)], [(5, 5)])
+    """
+    ranges = []
+    for part in str(text).split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.strip().isdigit() or (last and not last.strip().isdigit()):
+            raise MaiaInputError(f"--bars {text!r}: write bars as N or N-M (e.g. 9-12), several joined by commas")
+        a, b = int(first), int(last or first)
+        if a < 1 or b < a:
+            raise MaiaInputError(f"--bars {text!r}: bars {a}-{b} is an empty gap; bars count from 1, first then last")
+        ranges.append((a, b))
+    ranges.sort()
+    for (a, b), (c, d) in zip(ranges, ranges[1:], strict=False):
+        if c <= b:
+            raise MaiaInputError(f"--bars {text!r}: bars {a}-{b} and {c}-{d} overlap; give each bar once")
+    return ranges
+
+
+def infill(
+    model_dir,
+    piece=None,
+    out="maia-infill.mid",
+    *,
+    bars,
+    before=None,
+    after=None,
+    composer: str | None = None,
+    top_k: int = 5,
+    top_p: float | None = None,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    candidates: int = 1,
+    max_note_quarters: float | None = DEFAULT_MAX_NOTE_QUARTERS,
+    wav: bool = True,
+    progress: bool = True,
+) -> InfillResult:
+    """Regenerate bars of ``piece``, or bridge ``before`` and ``after``; write MIDI, MusicXML, notewise, PNG, WAV.
+
+    Args:
+        model_dir: a saved maia model trained to infill.
+        piece: anything :func:`~maia_hf.generation.read_prompt` reads; with ``bars`` as ``"9-12"`` (several
+            ranges: ``"3-4,9-12"``, filled in order, each seeing the ones before it filled).
+        before, after: two passages to bridge instead (``bars``: how many new bars, an `int`).
+        out: the MIDI path; the other formats are written beside it. The piano roll shows the new bars in
+            their own colour.
+        composer, top_k, top_p, temperature, seed, candidates, max_note_quarters: as for
+            :func:`~maia_hf.generation.infill_piece`.
+    """
+    from .generation import check_candidates, infill_between, infill_piece
+    from .render import write_outputs
+
+    check_candidates(candidates)
+    bridging = before is not None or after is not None
+    if bridging and (before is None or after is None or piece is not None):
+        raise MaiaInputError(
+            "a bridge needs both --before and --after (and no piece); to regenerate bars, give a piece"
+        )
+    if not bridging and piece is None:
+        raise MaiaInputError("give a piece whose bars to regenerate, or --before and --after to bridge two passages")
+    if bridging and (isinstance(bars, bool) or not str(bars).strip().isdigit() or int(bars) < 1):
+        raise MaiaInputError(f"--bars {bars!r}: a bridge takes a number of new bars, at least 1 (e.g. --bars 4)")
+    ranges = None if bridging else parse_bar_ranges(bars)
+    model, tokenizer = load_model(model_dir)
+    options = dict(composer=composer, top_k=top_k, top_p=top_p, temperature=temperature, candidates=candidates,
+                   max_note_quarters=max_note_quarters, progress=progress)  # fmt: skip
+    if bridging:
+        first, second = read_prompt(before, tokenizer), read_prompt(after, tokenizer)
+        infills = infill_between(model, tokenizer, first, second, int(bars), seed=seed, **options)
+    else:
+        current, infills = read_prompt(piece, tokenizer), []
+        for i, (a, b) in enumerate(ranges):
+            filled = infill_piece(model, tokenizer, current, a, b, seed=None if seed is None else seed + i, **options)
+            infills.append(filled[0])
+            current = filled[0].piece
+    last = infills[-1]
+    spans = [(x.gap_start, x.gap_end) for x in infills]
+    files = write_outputs(last.piece, Path(out), tokenizer.codec, wav=wav, highlight=spans)
+    return InfillResult(infills, files)

@@ -143,6 +143,12 @@ class MusicGenerationPipeline(Pipeline):
     ``num_return_sequences > 1``); the MIDI keeps the prompt's tempo and time signature, and the
     continuation starts at the bar line after the prompt.
 
+    **Infilling** (a model trained with fill-in-the-middle windows): ``infill="9-12"`` (or ``(9, 12)``;
+    several ranges: ``"3-4,9-12"``) regenerates those bars of the input in place
+    (:func:`~maia_hf.generation.infill_piece`); ``bridge_to=<second passage>`` with ``bars=N`` writes N bars
+    from the input into the second passage (:func:`~maia_hf.generation.infill_between`). Then ``"notewise"``
+    and ``"midi"`` hold the new bars alone, ``"full_midi"`` the whole piece, and ``"bars"`` the bars written.
+
     Example:
 
     ```python
@@ -161,7 +167,7 @@ class MusicGenerationPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = True
-    _OPTIONS = ("composer", "bars", "constrained", "max_note_quarters", "seed", "candidates")
+    _OPTIONS = ("composer", "bars", "constrained", "max_note_quarters", "seed", "candidates", "infill", "bridge_to")
 
     def _sanitize_parameters(self, prompt_bars=None, **kwargs):
         preprocess = {} if prompt_bars is None else {"prompt_bars": prompt_bars}
@@ -177,14 +183,48 @@ class MusicGenerationPipeline(Pipeline):
         settings = _sampling_parameters(self, generate_kwargs or {}, defaults)
         options.setdefault("max_note_quarters", DEFAULT_MAX_NOTE_QUARTERS)
         piece = model_inputs["piece"]
+        infill, bridge_to = options.pop("infill", None), options.pop("bridge_to", None)
+        if infill is not None or bridge_to is not None:
+            return {"infills": self._infill(piece, infill, bridge_to, bars, options, settings), "piece": piece}
         continuations = continue_piece(
             self.model, self.tokenizer, piece, bars=bars, progress=False, **options, **settings
         )
         return {"continuations": continuations, "piece": piece}
 
+    def _infill(self, piece, infill, bridge_to, bars, options, settings) -> list:
+        from .compose import parse_bar_ranges
+        from .errors import MaiaInputError
+        from .generation import infill_between, infill_piece
+
+        options.pop("constrained", None)  # the gap's length is a constraint: infilling is always constrained
+        settings = dict(settings)
+        sequences = settings.pop("num_return_sequences", 1) or 1
+        if bridge_to is not None:
+            if infill is not None or bars is None:
+                raise MaiaInputError("bridge_to= takes bars=N (the new bars) and no infill=")
+            after = read_prompt(bridge_to, self.tokenizer)
+            return infill_between(self.model, self.tokenizer, piece, after, bars, num_return_sequences=sequences,
+                                  **options, **settings)  # fmt: skip
+        ranges = [tuple(infill)] if isinstance(infill, (tuple, list)) else parse_bar_ranges(infill)
+        results = []
+        for _ in range(sequences):
+            current = piece
+            for first, last in ranges:
+                (filled,) = infill_piece(self.model, self.tokenizer, current, first, last, **options, **settings)
+                current = filled.piece
+            results.append(filled)
+        return results
+
     def postprocess(self, model_outputs):
         tokenizer, piece = self.tokenizer, model_outputs["piece"]
         spq = tokenizer.codec.config.steps_per_quarter
+        if "infills" in model_outputs:
+            records = [
+                {"notewise": f.words, "midi": piece_to_symusic(f.middle, spq).dumps_midi(),
+                 "full_midi": piece_to_symusic(f.piece, spq).dumps_midi(), "bars": f.bars}
+                for f in model_outputs["infills"]
+            ]  # fmt: skip
+            return records if len(records) > 1 else records[0]
         records = [
             {
                 "notewise": c.words,

@@ -12,13 +12,83 @@
 - attention: ``maia_sparse_fixed`` and ``maia_sparse_strided`` (`maia_hf.sparse_attention`), each in both
   ``AttentionInterface`` and ``AttentionMaskInterface`` (in the first alone, transformers would run the
   model with no mask at all).
+
+:func:`set_library_verbosity` is the ``maia`` command's and the training recipe's ``--verbose``: their
+libraries' notes that say nothing about maia's work (DeepSpeed's accelerator detection, Accelerate's
+"Removed shared tensor" for the tied embeddings, transformers' weight-loading bars) are hidden unless it
+is given. ``import maia_hf`` alone changes no library's logging.
 """
 
 from __future__ import annotations
 
-__all__ = ["register"]
+import logging
+import os
+import sys
+
+__all__ = ["register", "set_library_verbosity"]
 
 _registered = False
+# None: leave the libraries' logging as they set it (maia used as a library); False: quiet; True: verbose.
+_verbose: bool | None = None
+
+
+class _BelowError(logging.Filter):
+    """Drop records below ERROR (DeepSpeed's logger sets its own level and handler when it is imported)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+_DEEPSPEED_FILTER = _BelowError()
+
+
+def set_library_verbosity(verbose: bool | None) -> None:
+    """Hide (False) or show (True) the warnings and progress bars of transformers, Accelerate and DeepSpeed.
+
+    Quiet: transformers logs errors only and shows no weight-loading or shard-writing bars; Accelerate's
+    and DeepSpeed's loggers pass errors only. Verbose (or None, which also stops maia managing them): the
+    libraries' defaults. ``TRANSFORMERS_VERBOSITY`` and ``ACCELERATE_LOG_LEVEL``, when set, still win.
+    transformers is set now if it is imported, else when :func:`register` imports it; Hugging Face Hub
+    download bars always show (a download is real waiting).
+
+    Example:
+
+    ```python
+    >>> import logging
+    >>> from maia_hf.registration import set_library_verbosity
+    >>> set_library_verbosity(False)
+    >>> logging.getLogger("accelerate").level == logging.ERROR
+    True
+    >>> set_library_verbosity(None)
+    >>> logging.getLogger("accelerate").level == logging.NOTSET
+    True
+
+    ```
+    """
+    global _verbose
+    _verbose = verbose
+    quiet = verbose is False
+    deepspeed = logging.getLogger("DeepSpeed")
+    if quiet:
+        deepspeed.addFilter(_DEEPSPEED_FILTER)
+    else:
+        deepspeed.removeFilter(_DEEPSPEED_FILTER)
+    if "ACCELERATE_LOG_LEVEL" not in os.environ:
+        logging.getLogger("accelerate").setLevel(logging.ERROR if quiet else logging.NOTSET)
+    if "transformers" in sys.modules:
+        _set_transformers_verbosity()
+
+
+def _set_transformers_verbosity() -> None:
+    from transformers.utils import logging as transformers_logging
+
+    quiet = _verbose is False
+    if "TRANSFORMERS_VERBOSITY" not in os.environ:
+        transformers_logging.set_verbosity(logging.ERROR if quiet else logging.WARNING)
+    if quiet:
+        transformers_logging.disable_progress_bar()
+    else:
+        transformers_logging.enable_progress_bar()
 
 
 def register() -> None:
@@ -74,3 +144,5 @@ def register() -> None:
     finally:
         registry_logger.setLevel(level)
     _registered = True
+    if _verbose is not None:
+        _set_transformers_verbosity()

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 from .codec import Piece
 from .errors import MaiaRenderError
 from .io import format_notewise, write_midi, write_musicxml
@@ -64,9 +66,13 @@ def render_wav(midi_path, wav_path, soundfont=None, sample_rate: int = 44100, ga
     return wav_path
 
 
-def piano_roll(piece: Piece, path, prompt_end: int | None = None, steps_per_quarter: int = 12, title: str = "") -> Path:
+def piano_roll(
+    piece: Piece, path, prompt_end: int | None = None, steps_per_quarter: int = 12, title: str = "",
+    highlight=None,
+) -> Path:  # fmt: skip
     """Draw the piece as a piano roll: prompt notes (before ``prompt_end``) and continuation in two colours,
-    bar lines in grey."""
+    bar lines in grey. With ``highlight=(start, end)`` or a list of them (infilled gaps, in steps) the notes
+    that start inside a gap are maia's and the rest the piece's, with the gaps' edges dashed."""
     from .plotting import pyplot
 
     plt = pyplot()
@@ -77,14 +83,22 @@ def piano_roll(piece: Piece, path, prompt_end: int | None = None, steps_per_quar
     fig, ax = plt.subplots(figsize=(max(8.0, min(40.0, end / (6 * steps_per_quarter))), 5), dpi=100)
     for line in bars:
         ax.axvline(line / steps_per_quarter, color="#dddddd", linewidth=0.6, zorder=0)
-    is_prompt = notes.start < (prompt_end if prompt_end is not None else end + 1)
-    for mask, colour, label in ((is_prompt, "#3b6ea5", "prompt"), (~is_prompt, "#d1495b", "maia")):
+    spans = _spans(highlight)
+    if spans:
+        is_prompt = np.ones(len(notes), dtype=bool)
+        for start, stop in spans:
+            is_prompt &= (notes.start < start) | (notes.start >= stop)
+    else:
+        is_prompt = notes.start < (prompt_end if prompt_end is not None else end + 1)
+    kept = "piece" if spans else "prompt"
+    for mask, colour, label in ((is_prompt, "#3b6ea5", kept), (~is_prompt, "#d1495b", "maia")):
         if mask.any():
             starts = notes.start[mask] / steps_per_quarter
             widths = (notes.end[mask] - notes.start[mask]) / steps_per_quarter
             ax.barh(notes.pitch[mask], widths, left=starts, height=0.8, color=colour, label=label, zorder=2)
-    if prompt_end is not None:
-        ax.axvline(prompt_end / steps_per_quarter, color="black", linewidth=1.0, linestyle="--", zorder=3)
+    edges = [edge for span in spans for edge in span] if spans else (() if prompt_end is None else (prompt_end,))
+    for edge in edges:
+        ax.axvline(edge / steps_per_quarter, color="black", linewidth=1.0, linestyle="--", zorder=3)
     ax.set_xlabel("quarter notes")
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title or piece.name)
@@ -100,10 +114,22 @@ def piano_roll(piece: Piece, path, prompt_end: int | None = None, steps_per_quar
     return path
 
 
+def _spans(highlight) -> list[tuple[int, int]]:
+    if highlight is None:
+        return []
+    if len(highlight) == 2 and all(isinstance(x, (int, np.integer)) for x in highlight):
+        return [(int(highlight[0]), int(highlight[1]))]
+    return [(int(a), int(b)) for a, b in highlight]
+
+
 def write_outputs(
-    piece: Piece, out_stem, codec, prompt_end: int | None = None, wav: bool = True
-) -> dict[str, Path | str]:
+    piece: Piece, out_stem, codec, prompt_end: int | None = None, wav: bool = True,
+    highlight=None,
+) -> dict[str, Path | str]:  # fmt: skip
     """Write a piece as MIDI, MusicXML, notewise text, piano-roll PNG and (where possible) WAV.
+
+    ``highlight`` (an infilled gap ``(start, end)`` in steps, or a list of them) colours the gaps' notes apart
+    in the piano roll.
 
     Returns a dict of what was written; where the WAV could not be rendered, ``"wav_error"`` holds why.
     """
@@ -116,7 +142,7 @@ def write_outputs(
     text = stem.with_suffix(".txt")
     text.write_text(format_notewise([piece], codec), encoding="utf-8")
     written["notewise"] = text
-    written["png"] = piano_roll(piece, stem.with_suffix(".png"), prompt_end, spq)
+    written["png"] = piano_roll(piece, stem.with_suffix(".png"), prompt_end, spq, highlight=highlight)
     if wav:
         try:
             written["wav"] = render_wav(written["midi"], stem.with_suffix(".wav"))

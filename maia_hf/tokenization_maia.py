@@ -2,7 +2,8 @@
 
 The vocabulary is fixed by the codec configuration (never learned): ``<pad> <unk> <start> <end>``,
 then the codec's words in order (``p21..p108``, ``endp21..endp108``, ``wait1..wait48``, optional
-``v{b}``), then one ``<composer:NAME>`` token per composer. The backing ``tokenizers`` model is a
+``v{b}``), then one ``<composer:NAME>`` token per composer, then the three fill-in-the-middle tokens
+``<fim_prefix> <fim_suffix> <fim_middle>`` (``docs/encoding.md`` §10). The backing ``tokenizers`` model is a
 ``WordLevel`` model with a whitespace pre-tokenizer, so the saved ``tokenizer.json`` loads with plain
 ``AutoTokenizer`` even where maia is not installed.
 """
@@ -22,6 +23,7 @@ from .io import read_raw, to_piece, write_midi
 __all__ = [
     "COMPOSER_ALIASES",
     "DEFAULT_COMPOSERS",
+    "FIM_TOKENS",
     "MaiaTokenizer",
     "VocabularyLayout",
     "normalize_composer",
@@ -30,6 +32,8 @@ __all__ = [
 
 COMPOSER_PREFIX = "<composer:"
 SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<start>", "eos_token": "<end>"}
+# Fill-in-the-middle sentinels, last in the vocabulary: a vocabulary saved before them keeps every id.
+FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
 
 # The 25 composers of piano-midi.de, the composers of the music21 corpus, and two catch-alls.
 DEFAULT_COMPOSERS = (
@@ -110,6 +114,8 @@ class VocabularyLayout:
         max_wait, n_velocity (`int`): longest wait in steps; number of dynamics words (0: none).
         codec_offset (`int`): id of the codec's first word; ``id - codec_offset`` is its codec index.
         pad, unk, bos, eos (`int`): the special ids; composer_ids (`dict[str, int]`): composer -> id.
+        fim_prefix, fim_suffix, fim_middle (`int` or `None`): the fill-in-the-middle ids (None for a
+            vocabulary saved without them; see :meth:`MaiaTokenizer.add_fim_tokens`).
 
     Example:
 
@@ -125,7 +131,7 @@ class VocabularyLayout:
     ```
     """
 
-    KINDS = ("note_on", "note_off", "wait", "velocity", "composer", "pad", "unk", "bos", "eos", "other")
+    KINDS = ("note_on", "note_off", "wait", "velocity", "composer", "pad", "unk", "bos", "eos", "fim", "other")
 
     def __init__(self, tokenizer: MaiaTokenizer):
         codec = tokenizer.codec
@@ -149,7 +155,13 @@ class VocabularyLayout:
             if t.startswith(COMPOSER_PREFIX)
         }
         self._composer_names = {i: name for name, i in self.composer_ids.items()}
+        self.fim_prefix, self.fim_suffix, self.fim_middle = (vocab.get(t) for t in FIM_TOKENS)
         self._tokenizer = tokenizer
+
+    @property
+    def has_fim(self) -> bool:
+        """Whether the vocabulary holds the three fill-in-the-middle tokens."""
+        return None not in (self.fim_prefix, self.fim_suffix, self.fim_middle)
 
     @property
     def vocab_size(self) -> int:
@@ -197,6 +209,8 @@ class VocabularyLayout:
         if token_id in self._composer_names:
             return "composer"
         special = {self.pad: "pad", self.unk: "unk", self.bos: "bos", self.eos: "eos"}
+        if token_id in (self.fim_prefix, self.fim_suffix, self.fim_middle):
+            return "fim"
         return special.get(token_id, "other")
 
     def composer_of(self, ids) -> str | None:
@@ -220,8 +234,9 @@ class VocabularyLayout:
 
 
 def build_vocabulary(codec: NotewiseCodec, composers=DEFAULT_COMPOSERS) -> dict[str, int]:
-    """The fixed token -> id map: special tokens, codec words, composer tokens."""
+    """The fixed token -> id map: special tokens, codec words, composer tokens, fill-in-the-middle tokens."""
     tokens = list(SPECIAL_TOKENS.values()) + codec.vocabulary() + [f"<composer:{c}>" for c in composers]
+    tokens += list(FIM_TOKENS)
     return {token: i for i, token in enumerate(tokens)}
 
 
@@ -240,6 +255,8 @@ class MaiaTokenizer(PreTrainedTokenizerFast):
         velocity_bins (`int`, *optional*, defaults to 0): number of ``v{b}`` dynamics words (0: none).
         default_velocity (`int`, *optional*, defaults to 80): velocity of decoded notes without dynamics.
         composers (`list[str]`, *optional*): composer names for a new vocabulary (default: `DEFAULT_COMPOSERS`).
+        add_bos_token (`bool`, *optional*, defaults to `True`): ``tokenizer(text)`` puts ``<start>`` first
+            (``add_special_tokens=False`` writes the words only). No ``<end>`` is added: a prompt goes on.
 
     Example:
 
@@ -251,6 +268,8 @@ class MaiaTokenizer(PreTrainedTokenizerFast):
     '<start> <composer:mozart> p60 wait12 endp60 <end>'
     >>> tokenizer.decode_to_piece(ids).notes.as_tuples()
     [(60, 0, 12)]
+    >>> tokenizer("p60 wait12")["input_ids"], tokenizer("p60 wait12", add_special_tokens=False)["input_ids"]
+    ([2, 43, 191], [43, 191])
 
     ```
     """
@@ -278,15 +297,23 @@ class MaiaTokenizer(PreTrainedTokenizerFast):
                 default_velocity=default_velocity,
             )
         )
+        # from_pretrained hands a saved tokenizer.json's vocabulary over as ``vocab``: keep it as saved
+        # (its composers, with or without the fill-in-the-middle tokens) rather than today's default.
+        vocab = kwargs.pop("vocab", None)
         if tokenizer_object is None and tokenizer_file is None:
-            vocab = build_vocabulary(codec, tuple(composers) if composers is not None else DEFAULT_COMPOSERS)
+            if not isinstance(vocab, dict) or not vocab:
+                vocab = build_vocabulary(codec, tuple(composers) if composers is not None else DEFAULT_COMPOSERS)
             tokenizer_object = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
             tokenizer_object.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         for key, value in SPECIAL_TOKENS.items():
             kwargs.setdefault(key, value)
         vocab = (tokenizer_object or Tokenizer.from_file(tokenizer_file)).get_vocab()
         if "extra_special_tokens" not in kwargs:
-            kwargs["extra_special_tokens"] = sorted((t for t in vocab if t.startswith("<composer:")), key=vocab.get)
+            special = (t for t in vocab if t.startswith(COMPOSER_PREFIX) or t in FIM_TOKENS)
+            kwargs["extra_special_tokens"] = sorted(special, key=vocab.get)
+        # Every sequence maia trains on begins with <start>: tokenizer(text) adds it, as GPT-2's tokenizer
+        # does with add_bos_token=True; add_special_tokens=False leaves the words alone.
+        kwargs.setdefault("add_bos_token", True)
         super().__init__(
             tokenizer_file=tokenizer_file,
             tokenizer_object=tokenizer_object,
@@ -309,6 +336,23 @@ class MaiaTokenizer(PreTrainedTokenizerFast):
             )
         self.codec_offset = offset
         self.layout = VocabularyLayout(self)
+
+    # ---- fill in the middle -----------------------------------------------------------------
+
+    def add_fim_tokens(self) -> int:
+        """Add ``<fim_prefix> <fim_suffix> <fim_middle>`` to a vocabulary saved without them.
+
+        They get the next free ids, as in a new vocabulary; a model trained on the old vocabulary then
+        needs ``model.resize_token_embeddings(len(tokenizer))`` (training's ``init_from`` does it).
+
+        Returns:
+            `int`: the number of tokens added (0 when the vocabulary already has them).
+        """
+        missing = [t for t in FIM_TOKENS if t not in self.get_vocab()]
+        if missing:
+            self.add_special_tokens({"extra_special_tokens": [*self.extra_special_tokens, *missing]})
+            self.layout = VocabularyLayout(self)
+        return len(missing)
 
     # ---- composers -----------------------------------------------------------------------
 

@@ -73,7 +73,13 @@ def load_candidate(args):
             raise SystemExit(f"ship_model: error: {checkpoint} does not fit the configuration: {missing or unexpected}")
         model.tie_weights()
     tokenizer_dir = checkpoint if (checkpoint / "tokenizer.json").is_file() else args.base
-    return model.eval(), MaiaTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = MaiaTokenizer.from_pretrained(tokenizer_dir)
+    if model.config.vocab_size > len(tokenizer):  # trained on with FIM windows: the run added the FIM tokens
+        tokenizer.add_fim_tokens()
+    if model.config.vocab_size != len(tokenizer):
+        raise SystemExit(f"ship_model: error: {checkpoint} has {model.config.vocab_size} token rows but its tokenizer "
+                         f"{len(tokenizer)}; give the checkpoint's own tokenizer")  # fmt: skip
+    return model.eval(), tokenizer
 
 
 def compare(candidate, base, tokenizer, data: Path, sources=None) -> dict:

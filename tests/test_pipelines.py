@@ -65,7 +65,9 @@ class TestTextGeneration:
 
     def test_return_tensors_and_a_prompt_without_space(self, text):
         (out,) = text("p60 wait12 endp60", max_new_tokens=5, do_sample=False, return_tensors=True)
-        assert out["generated_token_ids"][:3] == text.tokenizer.convert_tokens_to_ids(["p60", "wait12", "endp60"])
+        # The tokenizer puts <start> first, so the ids begin with it, as with any bos-adding tokenizer.
+        expected = text.tokenizer.convert_tokens_to_ids(["<start>", "p60", "wait12", "endp60"])
+        assert out["generated_token_ids"][:4] == expected
         (glued,) = text("p60 wait12 endp60", max_new_tokens=5, do_sample=False)
         words = glued["generated_text"].split()
         assert words[:3] == ["p60", "wait12", "endp60"] and len(words) > 3 and "endp60p" not in glued["generated_text"]
@@ -173,3 +175,23 @@ class TestPipelines:
         score = symusic.Score.from_midi(out["full_midi"])
         assert (score.time_signatures[0].numerator, score.time_signatures[0].denominator) == (3, 4)
         assert score.note_num() >= 1
+
+
+class TestInfilling:
+    def test_infill_regenerates_the_bars_and_keeps_the_rest(self, music, tokenizer):
+        prompt = " ".join(f"p{60 + i} wait24 endp{60 + i} wait24" for i in range(6))  # 6 bars of 4/4
+        out = music(prompt, infill="2-3", seed=0)
+        assert out["bars"] == (2, 3) and out["full_midi"][:4] == b"MThd" and well_formed(tokenizer, out["notewise"])
+        from maia_hf.generation import read_prompt
+
+        full = read_prompt(out["full_midi"], tokenizer).notes.as_tuples()
+        outside = [n for n in full if n[2] <= 48 or n[1] >= 144]
+        assert outside == [(60 + i, 48 * i, 48 * i + 24) for i in (0, 3, 4, 5)]
+
+    def test_bridge_and_several_sequences(self, music):
+        outs = music("p60 wait12 endp60", bridge_to="p67 wait12 endp67", bars=2, seed=0, num_return_sequences=2)
+        assert isinstance(outs, list) and len(outs) == 2 and all(o["bars"] == (2, 3) for o in outs)
+
+    def test_bars_outside_the_piece_are_one_clear_error(self, music):
+        with pytest.raises(MaiaInputError, match="past the piece's last bar"):
+            music("p60 wait48 endp60", infill="3-4")

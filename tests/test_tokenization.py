@@ -15,10 +15,13 @@ from maia_hf.tokenization_maia import save_default_tokenizer
 
 
 class TestVocabulary:
-    def test_layout_special_then_codec_then_composers(self, tokenizer):
+    def test_layout_special_then_codec_then_composers_then_fim(self, tokenizer):
         vocab = tokenizer.get_vocab()
         assert [vocab[t] for t in ("<pad>", "<unk>", "<start>", "<end>", "p21", "wait48")] == [0, 1, 2, 3, 4, 227]
-        assert vocab["<composer:albeniz>"] == 228 and vocab["<composer:unknown>"] == len(tokenizer) - 1
+        assert vocab["<composer:albeniz>"] == 228 and vocab["<composer:unknown>"] == len(tokenizer) - 4
+        fim = [vocab[t] for t in ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")]
+        assert fim == [len(tokenizer) - 3, len(tokenizer) - 2, len(tokenizer) - 1]
+        assert [tokenizer.layout.kind(i) for i in fim] == ["fim"] * 3 and tokenizer.layout.has_fim
         assert (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id) == (0, 2, 3)
 
     def test_composers_of_both_corpora(self, tokenizer):
@@ -47,9 +50,12 @@ class TestVocabulary:
 
 class TestStandardMethods:
     def test_call_and_decode(self, tokenizer):
+        # <start> first, as GPT-2's tokenizer does with add_bos_token=True; no <end>: a prompt goes on.
         ids = tokenizer("p60 wait12 endp60")["input_ids"]
-        assert ids == [43, 191, 131]
-        assert tokenizer.decode(ids) == "p60 wait12 endp60"
+        assert ids == [2, 43, 191, 131]
+        assert tokenizer.decode(ids, skip_special_tokens=True) == "p60 wait12 endp60"
+        assert tokenizer("p60 wait12 endp60", add_special_tokens=False)["input_ids"] == [43, 191, 131]
+        assert MaiaTokenizer(add_bos_token=False)("p60")["input_ids"] == [43]
 
     def test_unknown_word_becomes_unk_in_call_but_is_an_error_in_encode_text(self, tokenizer):
         assert tokenizer("p60 p999")["input_ids"][-1] == tokenizer.unk_token_id
@@ -113,7 +119,7 @@ class TestSavedTokenizer:
         )
         out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
         assert out.stdout.split()[:1] == ["TokenizersBackend"]
-        assert "[43, 191, 131] <end>" in out.stdout
+        assert "[2, 43, 191, 131] <end>" in out.stdout  # <start> first, with or without maia
 
     def test_auto_tokenizer_after_import_is_a_maia_tokenizer(self):
         code = (

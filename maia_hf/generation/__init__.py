@@ -9,6 +9,7 @@ Modules, in the order music flows through them:
   behind it and :func:`sample_with_sliding_window`, which lets any model write any length.
 - ``ranking``: :func:`sample_best_of`, N candidates decoded as one batch, the likeliest kept.
 - ``continuation``: :func:`continue_piece` (bar-accurate prompts and endings) and :func:`continue_ids`.
+- ``infill``: :func:`infill_piece` and :func:`infill_between`, the middle of a piece written exactly in its gap.
 - ``streamers``: :class:`NoteStreamer`, notes handed over as they are completed.
 
 Names load on first use, so reading :data:`DEFAULT_MAX_NOTE_QUARTERS` (``maia --help`` does) costs no
@@ -29,6 +30,10 @@ _LAZY = {
     "max_note_steps": "continuation",
     "prompt_end": "continuation",
     "prompt_ids": "continuation",
+    "Infill": "infill",
+    "bar_span": "infill",
+    "infill_between": "infill",
+    "infill_piece": "infill",
     "NotewiseConstraintProcessor": "logits_process",
     "SequenceLogProbability": "logits_process",
     "sampling_warpers": "logits_process",

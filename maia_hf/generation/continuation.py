@@ -204,8 +204,8 @@ def continue_ids(
     """Continue token ids exactly as written: no re-encoding, no padding to a bar line.
 
     The constraints keep the words well-formed, but the budget does not end the piece: the text may stop
-    with notes sounding, as a text continuation does. Ids that do not begin with ``<start>`` are read
-    after ``<start> <composer:..>``.
+    with notes sounding, as a text continuation does. Ids without a composer token (after an optional
+    ``<start>``) are read after ``<start> <composer:..>``.
 
     Args:
         model, tokenizer: as for :func:`continue_piece`.
@@ -226,7 +226,11 @@ def continue_ids(
         num_return_sequences=num_return_sequences, candidates=candidates, max_note_quarters=max_note_quarters,
     )  # fmt: skip
     history = [int(i) for i in ids]
-    if history[:1] != [tokenizer.bos_token_id]:
+    if history[:1] == [tokenizer.bos_token_id]:  # tokenizer(text) puts <start> first
+        history = history[1:]
+    if history[:1] and tokenizer.layout.kind(history[0]) == "composer":
+        history = [tokenizer.bos_token_id, *history]
+    else:
         history = [tokenizer.bos_token_id, tokenizer.composer_token_id(composer), *history]
     longest = max_note_steps(max_note_quarters, tokenizer.codec.config.steps_per_quarter)
     sampled = _sample_sequences(

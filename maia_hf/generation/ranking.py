@@ -54,6 +54,8 @@ def sample_best_of(
     constraints=None,
     streamer: BaseStreamer | None = None,
     logits_processor: list[LogitsProcessor] | None = None,
+    *,
+    sampler=None,
     **settings,
 ) -> RankedSample:
     """Sample ``candidates`` continuations of ``history`` as one batch; keep the one with the highest score.
@@ -64,6 +66,8 @@ def sample_best_of(
             ``pad_token_id`` fills it; neither is scored after ``<end>``).
         candidates (`int`, *optional*, defaults to 1): sequences sampled together. With one, the draws are
             those of a plain :func:`~maia_hf.generation.sample_with_sliding_window` call.
+        sampler (*optional*): what samples the batch, with the arguments and result of
+            :func:`~maia_hf.generation.sample_with_sliding_window` (the default); infilling passes its own.
 
     Returns:
         :class:`RankedSample`.
@@ -90,7 +94,7 @@ def sample_best_of(
     check_candidates(candidates)
     scorer = SequenceLogProbability(settings.get("eos_token_id"), settings.get("pad_token_id"))
     began = time.perf_counter()
-    rows = sample_with_sliding_window(
+    rows = (sampler or sample_with_sliding_window)(
         model, history, max_new_tokens, constraints, streamer, logits_processor,
         num_sequences=candidates, scorer=scorer, **settings,
     )  # fmt: skip

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MaiaInputError
+from .argument_checks import check_fields, check_model_shape, check_recipe
 
 __all__ = [
     "DEPRECATED_KEYS",
@@ -78,6 +79,10 @@ class ModelArguments:
     lstm_embedding_dim: int = field(default=4, metadata={"help": "LSTM token embedding width"})
     lstm_num_layers: int = field(default=2, metadata={"help": "stacked LSTM layers"})
 
+    def __post_init__(self):
+        check_fields(self)
+        check_model_shape(self)
+
 
 @dataclass
 class DataArguments:
@@ -104,6 +109,13 @@ class DataArguments:
     validation_fraction: float = field(default=0.05, metadata={"help": "share of pieces held out for validation"})
     test_fraction: float = field(default=0.05, metadata={"help": "share of pieces held out for testing"})
     num_proc: int = field(default=1, metadata={"help": "processes for building the corpus"})
+    fim_rate: float = field(
+        default=0.0, metadata={"help": "share of training windows put in fill-in-the-middle order, in [0, 1]"}
+    )
+    fim_max_bars: int = field(default=4, metadata={"help": "longest fill-in-the-middle gap, in bars (>= 1)"})
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 @dataclass
@@ -167,14 +179,18 @@ class MaiaTrainingArguments:
         default=False, metadata={"help": "write each rank's training rows and final weight hash (testing DDP)"}
     )
 
+    verbose: bool = field(
+        default=False,
+        metadata={"help": "show the libraries' warnings and progress bars (DeepSpeed, Accelerate, weight loading)"},
+    )
+
     def __post_init__(self):
+        self.resume_from_checkpoint = _resume_setting(self.resume_from_checkpoint)
+        check_fields(self)
         if self.per_device_eval_batch_size is None:
             self.per_device_eval_batch_size = self.per_device_train_batch_size
-        self.resume_from_checkpoint = _resume_setting(self.resume_from_checkpoint)
         if self.bf16 and self.fp16:
             raise MaiaInputError("bf16 and fp16 are both true; choose one (bf16 where the hardware has it)")
-        if self.max_steps < -1:
-            raise MaiaInputError(f"max_steps must be -1 (train num_train_epochs epochs) or >= 0, got {self.max_steps}")
 
 
 def _resume_setting(value) -> bool | str | None:
@@ -216,7 +232,8 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
 
     Raises:
         MaiaInputError: a key in the YAML or on the command line that no dataclass has (with the
-            closest known keys), an old key given with its new one, or a missing config file.
+            closest known keys), an old key given with its new one, a missing or unreadable config
+            file, or a value outside what its key allows (`ALLOWED`; the message says where it was given).
 
     Example:
 
@@ -243,13 +260,49 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
         config_path = argv[i + 1]
         del argv[i : i + 2]
     defaults = {} if config_path is None else read_config(config_path)
+    from_config = set(defaults)
     argv, old_keys, new_keys = _pull_deprecated(argv)
     # An old key on the command line becomes the default of its new one: the command line does not
     # give the new key too (that is an error), so the value still beats the YAML's.
-    defaults.update(translate_deprecated(old_keys, "the command line", also_given=new_keys))
+    command_line = translate_deprecated(old_keys, "the command line", also_given=new_keys)
+    defaults.update(command_line)
+    from_config -= new_keys | set(command_line)
     parser = HfArgumentParser(ARGUMENT_CLASSES)
+    _report_values_as_given(parser)
     parser.set_defaults(**defaults)
-    return parser.parse_args_into_dataclasses(args=argv)
+    try:
+        *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+        if rest:
+            raise MaiaInputError(f"unexpected {' '.join(rest)!r} on the command line; give settings as --key value")
+        check_recipe(*parsed)
+    except MaiaInputError as exc:
+        if getattr(exc, "key", None) in from_config:
+            raise MaiaInputError(f"{exc} (in {config_path!r})") from None
+        raise
+    return tuple(parsed)
+
+
+def _report_values_as_given(parser) -> None:
+    """Let a number that does not parse reach its field's check (one message for YAML and command line
+    alike), and turn argparse's other complaints (usage and exit) into one `MaiaInputError` line."""
+
+    def as_given(kind):
+        def convert(text: str):
+            try:
+                return kind(text)
+            except ValueError:
+                return text  # `check_fields` names the key and what it allows
+
+        return convert
+
+    for action in parser._actions:
+        if action.type in (int, float):
+            action.type = as_given(action.type)
+
+    def error(message: str):
+        raise MaiaInputError(f"{message.rstrip('.')}; see `python recipes/train_gpt2.py --help`")
+
+    parser.error = error
 
 
 def read_config(config_path: str) -> dict[str, Any]:
@@ -257,9 +310,19 @@ def read_config(config_path: str) -> dict[str, Any]:
     import yaml
 
     path = Path(config_path)
+    if path.is_dir():
+        raise MaiaInputError(f"config {config_path!r} is a folder; give a YAML file such as recipes/configs/tiny.yaml")
     if not path.is_file():
         raise MaiaInputError(f"config file {config_path!r} does not exist; see recipes/configs/ for the recipes")
-    values = yaml.safe_load(path.read_text()) or {}
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise MaiaInputError(f"{config_path!r} is not valid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MaiaInputError(f"config file {config_path!r} cannot be read ({exc}); give a UTF-8 YAML file") from None
     if not isinstance(values, dict):
         raise MaiaInputError(f"{config_path!r} must be a YAML mapping of key: value lines")
     for key in values:

@@ -148,9 +148,13 @@ def load_checkpoint(accelerator, checkpoint: Path, scheduler=None) -> dict:
     ``weights_only`` loader (tensors and numbers only), and the schedule and RNG states are JSON. A
     checkpoint written before the schedule was kept in JSON gets it back from the optimizer's
     ``initial_lr`` and the step (exact for the warm-up + cosine `LambdaLR`); its Accelerate pickles are
-    ignored.
+    ignored. A checkpoint of a smaller vocabulary (the run now adds the fill-in-the-middle tokens) gets
+    rows for the new tokens (:func:`~maia_hf.training.vocabulary.grown_checkpoint`).
     """
-    with _without_pickles(checkpoint) as folder:
+    from .vocabulary import grown_checkpoint
+
+    vocab_size = getattr(getattr(accelerator.unwrap_model(accelerator._models[0]), "config", None), "vocab_size", 0)
+    with _without_pickles(checkpoint) as folder, grown_checkpoint(folder, vocab_size or 0) as folder:
         accelerator.load_state(str(folder), load_kwargs={"weights_only": True})
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     if scheduler is not None:

@@ -80,8 +80,10 @@ class WindowBatches:
     ```
     """
 
-    def __init__(self, dataset, batch_size: int, seq_len: int, pad_id: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, dataset, batch_size: int, seq_len: int, pad_id: int, seed: int, rank: int = 0, world: int = 1,
+                 fim=None):  # fmt: skip
         self.dataset = dataset.with_format("python")
+        self.fim = fim if fim is not None and fim.rate > 0 else None
         self.batch_size, self.seq_len, self.pad_id = batch_size, seq_len, pad_id
         self.seed, self.rank, self.world = seed, rank, world
         self.per_epoch = len(dataset) // (batch_size * world)
@@ -101,8 +103,21 @@ class WindowBatches:
         return self._order[1][start : start + self.batch_size]
 
     def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]:
-        """Batch ``index`` of epoch ``epoch`` for this rank: input_ids, attention_mask, labels."""
-        return collate(self.dataset[self.rows(epoch, index)]["input_ids"], self.seq_len, self.pad_id)
+        """Batch ``index`` of epoch ``epoch`` for this rank: input_ids, attention_mask, labels.
+
+        With a :class:`~maia_hf.data.FimTransform`, each window is drawn into fill-in-the-middle order or not
+        from the seed, the epoch and its row, so the batch is the same however often the run was resumed.
+        """
+        rows = self.rows(epoch, index)
+        columns = self.dataset[rows]
+        windows = columns["input_ids"]
+        if self.fim is not None:
+            composers = columns.get("composer") or [None] * len(rows)
+            windows = [
+                self.fim(ids, key=epoch * len(self.dataset) + row, composer=composer)
+                for ids, row, composer in zip(windows, rows, composers)
+            ]
+        return collate(windows, self.seq_len, self.pad_id)
 
 
 def collate(rows: list[list[int]], seq_len: int, pad_id: int) -> dict[str, torch.Tensor]:

@@ -126,9 +126,15 @@ def setup_run(model_args, data_args, args) -> TrainingRun:
     corpus, tokenizer = load_or_build_corpus(
         data_args, output_dir, accelerator.is_main_process, accelerator.wait_for_everyone
     )
+    fim = None
+    if data_args.fim_rate:
+        from ..data import FimTransform
+
+        tokenizer.add_fim_tokens()  # a corpus cut with an older vocabulary: the new ids come last
+        fim = FimTransform(tokenizer, data_args.fim_rate, data_args.fim_max_bars, data_args.seq_len, args.seed)
     batches = WindowBatches(
         corpus["train"], args.per_device_train_batch_size, data_args.seq_len, tokenizer.pad_token_id, args.seed,
-        accelerator.process_index, accelerator.num_processes,
+        accelerator.process_index, accelerator.num_processes, fim=fim,
     )  # fmt: skip
     max_steps = total_training_steps(args, batches.per_epoch)
     model = build_model(model_args, tokenizer, data_args.seq_len)

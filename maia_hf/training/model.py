@@ -90,15 +90,31 @@ def _warm_start(args, tokenizer, model_class):
     """A trained maia model's weights to continue from (the optimizer starts fresh).
 
     Its shape and attention pattern are kept; ``sparse_backend`` and ``attn_implementation`` may change
-    how the same attention is computed. The vocabulary must be the tokenizer's.
+    how the same attention is computed. The vocabulary must be the tokenizer's, or a start of it: a model
+    saved before the fill-in-the-middle tokens gets rows for them (``resize_token_embeddings``, new rows at
+    the mean of the old ones).
     """
     overrides = {"sparse_backend": args.sparse_backend} if args.sparse_backend is not None else {}
     if args.attn_implementation is not None:
         overrides["attn_implementation"] = args.attn_implementation
     model = model_class.from_pretrained(args.init_from, **overrides)
+    if model.config.vocab_size < len(tokenizer) and _is_start_of(args.init_from, tokenizer):
+        model.resize_token_embeddings(len(tokenizer))
     if model.config.vocab_size != len(tokenizer):
         raise MaiaInputError(
             f"{args.init_from!r} has a vocabulary of {model.config.vocab_size} tokens but the corpus's tokenizer has "
             f"{len(tokenizer)}; warm-start from a model built with the same tokenizer"
         )
     return model
+
+
+def _is_start_of(model_dir, tokenizer) -> bool:
+    """Whether the model's saved vocabulary is the first ids of ``tokenizer``'s, word for word."""
+    from transformers import AutoTokenizer
+
+    try:
+        saved = AutoTokenizer.from_pretrained(model_dir).get_vocab()
+    except (OSError, ValueError):
+        return False
+    vocab = tokenizer.get_vocab()
+    return all(vocab.get(token) == i for token, i in saved.items())

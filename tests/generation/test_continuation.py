@@ -67,3 +67,20 @@ def test_continue_ids_keeps_the_prompt_as_written(tokenizer, tiny_model):
     result = tokenizer.codec.decode(tokenizer.layout.codec_indices(ids + new))
     assert (result.ignored_note_offs, result.restruck) == (0, 0)
     assert "p60" not in tokenizer.convert_ids_to_tokens(new[: new.index(tokenizer.convert_tokens_to_ids("endp60"))])
+
+
+def test_ids_from_tokenizer_call_get_the_composer_token_after_start(tokenizer, tiny_model):
+    """``tokenizer(text)`` puts <start> first: the composer token still goes after it, as in training."""
+    words = tokenizer("p60 wait5", add_special_tokens=False)["input_ids"]
+    with_start = tokenizer("p60 wait5")["input_ids"]
+    assert with_start == [tokenizer.bos_token_id, *words]
+    bach = [tokenizer.bos_token_id, tokenizer.composer_token_id("bach")]
+    for ids in (words, with_start, [*bach, *words]):
+        seen = []
+
+        def record(input_ids, scores, seen=seen):
+            seen.append(input_ids[0].tolist())
+            return scores
+
+        continue_ids(tiny_model, tokenizer, ids, max_new_tokens=3, seed=0, composer="bach", logits_processor=[record])
+        assert seen[0] == [*bach, *words]  # what the model read first

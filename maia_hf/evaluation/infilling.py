@@ -1,0 +1,98 @@
+"""Does the model use what comes after the gap? Bits per middle token given prefix and suffix, and given the prefix.
+
+:func:`infilling_nll` cuts held-out windows at gaps drawn as in training (:class:`~maia_hf.data.FimTransform`,
+from a fixed seed) and scores the same middle words two ways: in prefix-suffix-middle order, where the model
+sees the suffix, and left to right after the same prefix, where it does not. A model that has learned to infill
+gives the middle fewer bits when it sees the suffix. The middle's closing ``<end>`` is not scored (left to right
+has no such token), so both figures count exactly the same targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.fim import FimTransform, _passage, waits_ids
+from ..notes import NoteArray
+from .likelihood import LN2, nll_sums
+
+__all__ = ["infilling_nll"]
+
+
+def _rows(tokenizer, parts, composer: str | None, seq_len: int) -> tuple[list[int], int, list[int], int] | None:
+    """(prefix-suffix-middle ids, first middle position, left-to-right ids, first middle position)."""
+    layout = tokenizer.layout
+    gap = parts.gap_end - parts.gap_start
+    start = int(parts.prefix.start.min()) if len(parts.prefix) else parts.gap_start
+    prefix_notes = NoteArray(parts.prefix.pitch, parts.prefix.start - start, parts.prefix.end - start,
+                             parts.prefix.velocity)  # fmt: skip
+    prefix = _passage(tokenizer, prefix_notes, until=parts.gap_start - start)
+    suffix = _passage(tokenizer, parts.suffix) if len(parts.suffix) else waits_ids(tokenizer, gap)
+    middle = _passage(tokenizer, parts.middle, until=gap)
+    head = [tokenizer.bos_token_id, tokenizer.composer_token_id(composer)]
+    over = len(head) + 3 + len(prefix) + len(suffix) + len(middle) - seq_len
+    if over > 0:  # as in training: the prefix's start goes first, then the suffix's end
+        cut = min(over, len(prefix))
+        prefix, over = prefix[cut:], over - cut
+        suffix = suffix[: len(suffix) - over] if over > 0 else suffix
+    if not middle or len(head) + 3 + len(prefix) + len(suffix) + len(middle) > seq_len:
+        return None
+    psm = [*head, layout.fim_prefix, *prefix, layout.fim_suffix, *suffix, layout.fim_middle, *middle]
+    l2r = [*head, *prefix, *middle]
+    return psm, len(psm) - len(middle), l2r, len(l2r) - len(middle)
+
+
+def _score(model, rows: list[tuple[list[int], int]], pad: int, batch_size: int) -> tuple[float, int]:
+    import torch
+
+    nats, tokens = 0.0, 0
+    for i in range(0, len(rows), batch_size):
+        batch = rows[i : i + batch_size]
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long, device=model.device)
+        mask = torch.zeros_like(ids)
+        for j, (row, _) in enumerate(batch):
+            ids[j, : len(row)], mask[j, : len(row)] = torch.tensor(row), 1
+        first = torch.tensor([f for _, f in batch], dtype=torch.long, device=model.device)
+        sums = nll_sums(model, ids, attention_mask=mask, first_scored=first).tolist()
+        nats, tokens = nats + sums[0], tokens + int(sums[1])
+    return nats, tokens
+
+
+def infilling_nll(model, tokenizer, split, *, max_windows: int = 128, max_bars: int = 4, seed: int = 0,
+                  batch_size: int = 8) -> dict:  # fmt: skip
+    """Bits per middle token of held-out gaps, with and without the suffix in view.
+
+    Args:
+        model: a causal LM over ``tokenizer``'s vocabulary (with the fill-in-the-middle tokens).
+        tokenizer (`MaiaTokenizer`): with :attr:`~maia_hf.tokenization_maia.VocabularyLayout.has_fim`.
+        split (`datasets.Dataset`): windows of held-out pieces (a corpus's ``validation`` split).
+        max_windows (`int`, *optional*, defaults to 128): evenly spaced windows used (0: all).
+        max_bars (`int`, *optional*, defaults to 4), seed (`int`, *optional*, defaults to 0): the gaps, drawn
+            as :class:`~maia_hf.data.FimTransform` draws them.
+
+    Returns:
+        `dict`: ``gaps``, ``tokens`` (middle tokens scored, each way), ``bits_per_token_with_suffix``,
+        ``bits_per_token_prefix_only``, and ``saving`` (the share of bits the suffix saves).
+    """
+    seq_len = getattr(model.config, "n_positions", None) or 512
+    fim = FimTransform(tokenizer, rate=1.0, max_bars=max_bars, seq_len=seq_len, seed=seed)
+    n = len(split)
+    picks = range(n) if not max_windows or max_windows >= n else np.linspace(0, n - 1, max_windows).round().astype(int)
+    columns = split.select([int(i) for i in picks])
+    psm_rows, l2r_rows = [], []
+    for index, (ids, composer) in enumerate(zip(columns["input_ids"], columns["composer"], strict=True)):
+        parts = fim.draw_gap(list(ids), np.random.default_rng([seed, index, 0x46494D]))
+        rows = None if parts is None else _rows(tokenizer, parts, composer, seq_len)
+        if rows is not None:
+            psm_rows.append(rows[:2])
+            l2r_rows.append(rows[2:])
+    with_suffix, tokens = _score(model, psm_rows, tokenizer.pad_token_id, batch_size)
+    prefix_only, _ = _score(model, l2r_rows, tokenizer.pad_token_id, batch_size)
+    with_bits, without_bits = with_suffix / LN2 / max(tokens, 1), prefix_only / LN2 / max(tokens, 1)
+    return {
+        "gaps": len(psm_rows),
+        "tokens": tokens,
+        "bits_per_token_with_suffix": with_bits,
+        "bits_per_token_prefix_only": without_bits,
+        "saving": 1 - with_bits / without_bits if without_bits else 0.0,
+    }
