@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	@# Without CUDA, install the CPU wheel of torch first (an unpinned torch pulls a multi-GB CUDA build).
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install --quiet torch==2.13.0; fi
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,demo]"
 	@# DeepSpeed is optional (the recipes' ZeRO launchers); its test skips where it does not install.
 	DS_BUILD_OPS=0 $(PY) -m pip install --quiet "deepspeed>=0.16" || echo "make: deepspeed did not install; its test will skip"
 	@touch $(STAMP)

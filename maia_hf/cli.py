@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 _CANDIDATES_HELP = "sample N continuations as one batch and keep the likeliest (default 1)"
+_VERBOSE_HELP = "show the libraries' warnings and progress bars (transformers weight loading, Accelerate, DeepSpeed)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     from .errors import MaiaError
+    from .registration import set_library_verbosity
 
+    set_library_verbosity(args.verbose)
     try:
         return args.handler(args) or 0
     except MaiaError as exc:
@@ -30,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         print(f"maia {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    finally:
+        set_library_verbosity(None)  # a caller in the same process (a test, a notebook) gets the defaults back
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="maia: compose classical music with the Hugging Face stack (notewise encoding, GPT-2 models).",
     )
     parser.add_argument("--version", action="version", version=f"maia-hf {_version()}")
+    parser.add_argument("--verbose", action="store_true", help=f"{_VERBOSE_HELP} (before or after COMMAND)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("tokenize", help="encode music files as notewise text (one line per piece)")
@@ -91,14 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wav", action="store_true", help="skip the WAV rendering")
     p.set_defaults(handler=_lacrimosa)
 
-    _add_data_parser(sub)
-    _add_evaluate_parser(sub)
-    _add_push_parser(sub)
-    from .commands import demo, infill
+    from .commands import data, demo, evaluate, infill
 
+    data.register(sub)
+    evaluate.register(sub)
+    _add_push_parser(sub)
     infill.register(sub)
     demo.register(sub)
+    _accept_verbose_after_the_command(parser)
     return parser
+
+
+def _accept_verbose_after_the_command(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` after a subcommand too (``maia generate --verbose``), for every subcommand registered."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                subparser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+                _accept_verbose_after_the_command(subparser)
 
 
 def _add_push_parser(sub) -> None:
@@ -115,73 +132,6 @@ def _add_push_parser(sub) -> None:
     p.add_argument("--dataset-repo", metavar="ID", help="the corpus's dataset repo (default: REPO_ID)")
     p.add_argument("--private", action="store_true", help="create the repos private")
     p.set_defaults(handler=_push)
-
-
-def _add_evaluate_parser(sub) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="compare models with real music: likelihood, BLEU, statistics, memorisation, a discriminator",
-        description="Evaluate saved models against a corpus and write a Markdown report with figures "
-        "(see docs/evaluation.md).",
-    )
-    p.add_argument("--model", action="append", required=True, metavar="DIR", help="a saved model (repeat for several)")
-    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="a corpus written by `maia data build`")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write report.md and the PNGs")
-    p.add_argument("--pieces", type=int, default=20, metavar="N", help="pieces generated per model (default 20)")
-    p.add_argument("--bars", type=int, default=8, metavar="N", help="bars per piece and real excerpt (default 8)")
-    p.add_argument("--top-k", type=int, default=5, metavar="K", help="sampling (default 5)")
-    p.add_argument("--temperature", type=float, default=1.0, metavar="X")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    p.add_argument("--unconstrained-pieces", type=int, metavar="N", help="pieces sampled without constraints")
-    p.add_argument("--tokens-per-bar", type=int, default=160, metavar="N", help="token budget a bar (default 160)")
-    p.add_argument("--nll-windows", type=int, default=256, metavar="N", help="validation windows scored (0: all)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="N")
-    p.add_argument(
-        "--max-reference-words", type=int, default=2_000_000, metavar="N", help="BLEU reference words (0: all)"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(handler=_evaluate)
-
-
-def _add_data_parser(sub) -> None:
-    data = sub.add_parser("data", help="build a training corpus (a datasets.DatasetDict) and show its figures")
-    data.set_defaults(handler=_data_help, data_parser=data)
-    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
-
-    p = data_sub.add_parser(
-        "build",
-        help="encode music files as windows of token ids, split by piece, into a DatasetDict on disk",
-        description="Build train/validation/test splits of notewise windows (see docs/data.md).",
-    )
-    p.add_argument(
-        "sources",
-        nargs="+",
-        metavar="SOURCE",
-        help="a folder (searched recursively), a file, music21:NAME[,NAME...] (e.g. music21:bach,mozart) "
-        "or hf:NAME[:SPLIT] (a dataset of MIDI files: a save_to_disk folder, a data folder or a Hub id)",
-    )
-    p.add_argument("--out", type=Path, required=True, help="output folder (an earlier maia build there is replaced)")
-    p.add_argument("--seq-len", type=int, default=512, metavar="N", help="tokens per window (default 512)")
-    p.add_argument("--overlap", type=float, default=0.5, metavar="F", help="overlap of windows (default 0.5)")
-    p.add_argument(
-        "--transpositions",
-        default="12",
-        metavar="K",
-        help="keys of each training piece: a count (12 = -5..+6), a range (-5..6) or a list (0,2,-2); default 12",
-    )
-    p.add_argument("--validation-fraction", type=float, default=0.05, metavar="F", help="default 0.05")
-    p.add_argument("--test-fraction", type=float, default=0.05, metavar="F", help="default 0.05")
-    p.add_argument("--num-proc", type=int, default=1, metavar="N", help="processes (default 1)")
-    p.add_argument("--cache-dir", type=Path, help="cache of parsed files (default $MAIA_CACHE or ~/.cache/maia)")
-    p.add_argument("--no-cache", action="store_true", help="parse every file again and keep nothing")
-    p.add_argument("--tokenizer", type=Path, help="a saved MaiaTokenizer folder (default: MaiaTokenizer())")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(handler=_data_build)
-
-    p = data_sub.add_parser("stats", help="print a built corpus's table again and draw piece lengths and tokens")
-    p.add_argument("dir", type=Path, metavar="DIR", help="a folder written by `maia data build`")
-    p.add_argument("--png", type=Path, help="where to write the figure (default DIR/stats.png)")
-    p.set_defaults(handler=_data_stats)
 
 
 def _version() -> str:
@@ -213,7 +163,7 @@ def _tokenize(args) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
-        print(f"wrote {len(pieces)} piece(s) to {args.out}", file=sys.stderr)
+        print(f"wrote {len(pieces)} piece(s) to {args.out}")
     else:
         sys.stdout.write(text)
     return 0
@@ -269,7 +219,7 @@ def _detokenize(args) -> int:
             _write_wav(piece, target, codec)
         else:
             write_piece(piece, target, codec)
-        print(f"wrote {target} ({len(piece.notes)} notes)", file=sys.stderr)
+        print(f"wrote {target} ({len(piece.notes)} notes)")
     return 0
 
 
@@ -354,7 +304,20 @@ def _generate(args) -> int:
     )  # fmt: skip
     for result in results:
         _report_generation(result)
-    return 0
+    return _interruption_status(results[-1])
+
+
+def _interruption_status(result) -> int:
+    """0, or 130 with a line saying what was written when Ctrl-C stopped the sampling (the files hold it)."""
+    c = result.continuation
+    if not c.interrupted:
+        return 0
+    ends = c.continuation.notes.end
+    last = int(ends.max()) if len(ends) else c.prompt_end
+    bars = sum(1 for b in c.piece.bar_lines(until=last) if c.prompt_end <= b < last)
+    where = result.files.get("midi", "")
+    print(f"interrupted: wrote {bars} bar{'s' * (bars != 1)} ({len(ends)} new notes) to {where} and the files beside it")
+    return EXIT_INTERRUPTED
 
 
 def _report_generation(result) -> None:
@@ -383,7 +346,10 @@ def _lacrimosa(args) -> int:
     bars = len(result.continuation.piece.bar_lines()) - 1
     print(f"Lacrimosa: Mozart's 8 bars continued by {model} to {bars} bars of 12/8.")
     _report_generation(result)
-    return 0
+    from .compose import lacrimosa_fidelity
+
+    print("\n".join(lacrimosa_fidelity(result)))
+    return _interruption_status(result)
 
 
 def _lacrimosa_prompt_only(out: Path) -> int:
@@ -405,69 +371,6 @@ def _lacrimosa_prompt_only(out: Path) -> int:
     print(f"read {midi} back: {len(back.notes)} notes, {'identical to' if same else 'DIFFERENT from'} the prompt")
     print("maia_hf.DEFAULT_MODEL is missing from this installation: pass --model DIR to continue it to 30 bars.")
     return 0 if same else 1
-
-
-def _data_help(args) -> int:
-    args.data_parser.print_help()
-    return 0
-
-
-def _data_build(args) -> int:
-    from .data import BuildConfig, build_dataset
-
-    tokenizer = None
-    if args.tokenizer:
-        from .tokenization_maia import MaiaTokenizer
-
-        tokenizer = MaiaTokenizer.from_pretrained(str(args.tokenizer))
-    config = BuildConfig(
-        seq_len=args.seq_len,
-        overlap=args.overlap,
-        transpositions=args.transpositions,
-        validation_fraction=args.validation_fraction,
-        test_fraction=args.test_fraction,
-    )
-    report = build_dataset(
-        args.sources,
-        args.out,
-        config,
-        tokenizer=tokenizer,
-        num_proc=args.num_proc,
-        cache_dir=args.cache_dir,
-        use_cache=not args.no_cache,
-        progress=not args.quiet,
-    )
-    print(report.format())
-    return 0
-
-
-def _data_stats(args) -> int:
-    from .data import dataset_stats, format_stats, load_corpus, plot_stats
-
-    corpus, report, tokenizer = load_corpus(args.dir)
-    if report is not None:
-        print(f"{args.dir}: {report.summary()}")
-    print(format_stats(dataset_stats(corpus)))
-    if report is not None:
-        print(f"\nleft out ({len(report.skipped)}):\n{report.format_skipped()}")
-        for remark in report.remarks:
-            print(f"  {remark}")
-    png = plot_stats(corpus, args.png or args.dir / "stats.png", tokenizer)
-    print(f"\nwrote {png}")
-    return 0
-
-
-def _evaluate(args) -> int:
-    from .evaluation import EvaluationConfig, evaluate_models
-
-    config = EvaluationConfig(
-        pieces=args.pieces, bars=args.bars, top_k=args.top_k, temperature=args.temperature, seed=args.seed,
-        unconstrained_pieces=args.unconstrained_pieces, nll_windows=args.nll_windows, batch_size=args.batch_size,
-        max_reference_words=args.max_reference_words, tokens_per_bar=args.tokens_per_bar,
-    )  # fmt: skip
-    report = evaluate_models(args.model, args.data, args.out, config, progress=not args.quiet)
-    print(f"wrote {report['files']['markdown']}, {report['files']['ngram_strip']}, {report['files']['statistics']}")
-    return 0
 
 
 def _push(args) -> int:

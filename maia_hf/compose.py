@@ -29,6 +29,8 @@ __all__ = [
     "compose",
     "default_model",
     "infill",
+    "lacrimosa_fidelity",
+    "lacrimosa_reference",
     "load_model",
     "parse_bar_ranges",
 ]
@@ -102,6 +104,9 @@ def compose(
     ``prompt`` is anything :func:`~maia_hf.generation.read_prompt` reads; the other arguments are those of
     :func:`~maia_hf.generation.continue_piece` (``candidates=N``: each sequence is the likeliest of N
     sampled as one batch). With several sequences the files are ``OUT-1.mid``, ``OUT-2.mid``, ...
+
+    Ctrl-C while sampling keeps what was sampled: the sequences finished and the one interrupted are written
+    (its notes closed where it stopped) and the last result's ``continuation.interrupted`` is True.
     """
     from .generation import check_candidates
     from .render import write_outputs
@@ -112,7 +117,7 @@ def compose(
     continuations = continue_piece(
         model, tokenizer, piece, composer=composer, bars=bars, max_new_tokens=max_new_tokens, top_k=top_k,
         top_p=top_p, temperature=temperature, seed=seed, num_return_sequences=num_return_sequences,
-        max_note_quarters=max_note_quarters, candidates=candidates, progress=progress,
+        max_note_quarters=max_note_quarters, candidates=candidates, progress=progress, keep_interrupted=True,
     )  # fmt: skip
     out = Path(out)
     results = []
@@ -134,6 +139,44 @@ def complete_lacrimosa(
         model_dir, LACRIMOSA_PROMPT, Path(out_dir) / "lacrimosa.mid", bars=LACRIMOSA_BARS - 8, top_k=top_k,
         composer="mozart", seed=seed, candidates=candidates, wav=wav, progress=progress,
     )[0]  # fmt: skip
+
+
+def lacrimosa_reference() -> Path | None:
+    """Süssmayr's completion (the whole movement), where this checkout's ``../shared/reference`` holds it, or
+    ``$MAIA_LACRIMOSA_REFERENCE``; None elsewhere (it does not ship with maia)."""
+    import os
+
+    named = os.environ.get("MAIA_LACRIMOSA_REFERENCE")
+    path = (
+        Path(named)
+        if named
+        else Path(__file__).resolve().parents[2] / "shared" / "reference" / "lacrimosa-orchestral.mid"
+    )
+    return path if path.is_file() else None
+
+
+def lacrimosa_fidelity(result: ComposeResult) -> list[str]:
+    """What a listener checks in a Lacrimosa completion: key, the 12/8 grid, held notes; beside Süssmayr's."""
+    from .evaluation.fidelity import continuation_fidelity
+
+    c = result.continuation
+    ours = continuation_fidelity(c.piece, c.prompt_end)
+    theirs = None
+    reference = lacrimosa_reference()
+    if reference is not None:
+        piece = read_prompt(str(reference))
+        theirs = continuation_fidelity(piece.first_bars(LACRIMOSA_BARS), piece.bar_lines()[8])
+
+    def beside(key: str, form: str) -> str:
+        return f"{form.format(ours[key])}" + (f" (Süssmayr {form.format(theirs[key])})" if theirs else "")
+
+    return [
+        f"  key: {ours['prompt_key']} prompt, {ours['continuation_key']} continuation; pitch-class profiles "
+        f"correlate at r = {beside('key_correlation', '{:.2f}')}",
+        f"  metre: {beside('onsets_on_grid', '{:.0%}')} of onsets on the 12/8 eighth-note grid, "
+        f"{beside('onsets_on_beats', '{:.0%}')} on the beats; longest note "
+        f"{beside('longest_note_bars', '{:.1f}')} bars",
+    ]
 
 
 @dataclass

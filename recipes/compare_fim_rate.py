@@ -40,15 +40,28 @@ def _copy_run(run: Path, checkpoint: Path, target: Path) -> None:
     (target / "checkpoints" / "latest").write_text(checkpoint.name)
 
 
+def _elapsed(checkpoint: Path) -> float:
+    return float(json.loads((checkpoint / "trainer_state.json").read_text()).get("elapsed", 0.0))
+
+
+def _started(target: Path, start: int, stop: int) -> bool:
+    """Whether ``target`` holds this comparison's run, with a checkpoint past its start."""
+    latest = target / "checkpoints" / "latest"
+    if not latest.is_file():
+        return False
+    step = json.loads((target / "checkpoints" / latest.read_text().strip() / "trainer_state.json").read_text())["step"]
+    return start < step <= stop
+
+
 def _train(target: Path, data: Path, config: Path, stop: int, rate: float, save: int, extra: list[str]) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
     command = [sys.executable, str(REPO / "recipes" / "train_gpt2.py"), "--config", str(config), "--dataset_dir",
                str(data), "--output_dir", str(target), "--resume_from_checkpoint", "true", "--stop_after", str(stop),
-               "--fim_rate", str(rate), "--save_steps", str(save), "--eval_steps", "100000", "--num_samples", "0",
+               "--fim_rate", str(rate), "--save_steps", "10", "--eval_steps", "100000", "--num_samples", "0",
                *extra]  # fmt: skip
     began = time.perf_counter()
-    with open(target / "compare.log", "w") as log:
+    with open(target / "compare.log", "a") as log:
         subprocess.run(command, check=True, env=env, stdout=log, stderr=subprocess.STDOUT)
     return time.perf_counter() - began
 
@@ -117,9 +130,13 @@ def main(argv=None) -> int:
     rows = []
     for rate in args.rates:
         target = args.work / f"rate-{rate:g}"
-        _copy_run(args.run, checkpoint, target)
-        seconds = _train(target, args.data, args.config, start + args.steps, rate, args.steps, extra)
-        scored = _score(target / "checkpoints" / f"step-{start + args.steps:07d}", args.data, args.windows)
+        if not _started(target, start, start + args.steps):  # an interrupted comparison goes on where it was
+            _copy_run(args.run, checkpoint, target)
+        _train(target, args.data, args.config, start + args.steps, rate, args.steps, extra)
+        final = target / "checkpoints" / f"step-{start + args.steps:07d}"
+        # Training time from the runs' own clocks (kept across a resume), not this script's.
+        seconds = _elapsed(final) - _elapsed(checkpoint)
+        scored = _score(final, args.data, args.windows)
         rows.append({"rate": rate, "seconds": seconds, **scored})
         print(json.dumps(rows[-1]), flush=True)
     table = _table(rows, start, args.steps, f"{describe()}, one thread")

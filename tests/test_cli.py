@@ -95,6 +95,8 @@ def test_lacrimosa_with_the_shipped_model_reaches_bar_thirty(tmp_path, capsys):
     assert main(["lacrimosa", "--out", str(tmp_path), "--no-wav"]) == 0
     out = capsys.readouterr().out
     assert "maia-small to 30 bars of 12/8" in out
+    assert re.search(r"key: \w+ (major|minor) prompt, .* correlate at r = -?\d\.\d\d", out)
+    assert re.search(r"metre: \d+% .*of onsets on the 12/8 eighth-note grid, .*longest note \d+\.\d", out)
     score = symusic.Score(str(tmp_path / "lacrimosa.mid"))
     assert 29 * 6 * 480 < score.end() <= 30 * 6 * 480  # ends in bar 30 (12/8: 6 quarters of 480 ticks)
     (piece,) = load_pieces(tmp_path / "lacrimosa.mid", NotewiseCodec())

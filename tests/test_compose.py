@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -132,3 +133,32 @@ def test_piano_roll_png(tmp_path):
     piece = Piece(NoteArray.from_lists([60, 64, 67], [0, 12, 24], [12, 24, 48]))
     path = piano_roll(piece, tmp_path / "roll.png", prompt_end=24)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("command", ["generate", "lacrimosa"])
+def test_ctrl_c_while_generating_writes_what_was_generated(model_dir, tmp_path, capsys, monkeypatch, command):
+    """A Ctrl-C (a KeyboardInterrupt after 60 tokens) keeps the bars so far as valid files, and exits 130."""
+    from maia_hf.generation.streamers import NoteStreamer
+
+    put = NoteStreamer.put
+
+    def put_then_interrupt(self, value):
+        put(self, value)
+        if self.tokens >= 60:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(NoteStreamer, "put", put_then_interrupt)
+    out = tmp_path / "out"
+    args = ["--model", str(model_dir), "--seed", "0", "--no-wav"]
+    if command == "generate":
+        args += ["--prompt", "p60 wait12 endp60", "--bars", "8", "--out", str(out / "piece.mid")]
+    else:
+        args += ["--out", str(out)]
+    assert main([command, *args]) == 130
+    printed = capsys.readouterr().out.strip().splitlines()
+    midi = out / ("piece.mid" if command == "generate" else "lacrimosa.mid")
+    assert re.fullmatch(rf"interrupted: wrote \d+ bars? \(\d+ new notes\) to {re.escape(str(midi))} and the files beside it", printed[-1])
+    (piece,) = load_pieces(midi, NotewiseCodec())
+    words = out / midi.with_suffix(".txt").name
+    assert len(piece.notes) > 0 and load_pieces(words, NotewiseCodec())[0].notes.as_tuples() == piece.notes.as_tuples()
+    assert (piece.notes.end > piece.notes.start).all()  # every note closed where the sampling stopped

@@ -159,7 +159,7 @@ def _page(work) -> tuple:
         result = work()
     except MaiaError as exc:
         return (f"**Error:** {escape_markdown(str(exc))}", *[None] * (_OUTPUTS - 2), "")
-    except Exception:  # noqa: BLE001 - the page gets one line; the server log gets the traceback
+    except Exception:  # the page gets one line; the server's log gets the traceback
         _log.exception("maia demo: a request failed")
         failed = "**Error:** maia failed on this request (the server's log has the details)"
         return (failed, *[None] * (_OUTPUTS - 2), "")

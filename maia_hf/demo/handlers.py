@@ -52,7 +52,18 @@ Report = Callable[[float, str], None]
 
 @dataclass
 class LoadedModel:
-    """A model and its tokenizer, loaded once and shared by the demo's requests (which run one at a time)."""
+    """A model and its tokenizer, loaded once and shared by the demo's requests (which run one at a time).
+
+    Example:
+
+    ```python
+    >>> from maia_hf.demo import LoadedModel
+    >>> loaded = LoadedModel.load()  # the model shipped with maia
+    >>> loaded.name, "mozart" in loaded.tokenizer.composers
+    ('maia-small', True)
+
+    ```
+    """
 
     model: object
     tokenizer: object
@@ -104,6 +115,17 @@ class RequestFolders:
 
     Gradio copies the files a request returns into its own cache after the request, so a folder cannot go
     at once: each new request removes the folders older than ``keep_seconds``.
+
+    Example:
+
+    ```python
+    >>> from maia_hf.demo import RequestFolders
+    >>> folders = RequestFolders()
+    >>> first, second = folders.new(), folders.new()
+    >>> first != second and first.parent == second.parent == folders.root
+    True
+
+    ```
     """
 
     def __init__(self, root=None, keep_seconds: float = 3600.0):

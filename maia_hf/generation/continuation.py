@@ -50,6 +50,8 @@ class Continuation:
             logits, before the constraints and the warpers), over the tokens up to and including ``<end>``.
         candidate_scores (`list[float]`): the score of every candidate sampled with it (``candidates=N``),
             in sampling order; chosen (`int`): the index of this one among them (the highest score).
+        interrupted (`bool`): sampling was stopped by Ctrl-C (``keep_interrupted=True``): the continuation is
+            what was sampled until then, its sounding notes closed at its last step.
 
     Example:
 
@@ -82,6 +84,7 @@ class Continuation:
     score: float = 0.0
     candidate_scores: list[float] = field(default_factory=list)
     chosen: int = 0
+    interrupted: bool = False
 
     @property
     def tokens_per_second(self) -> float:
@@ -160,11 +163,16 @@ def _bars_end_step(prompt: Piece, start: int, bars: int | None, spq: int) -> int
 
 
 def _sample_sequences(model, tokenizer, history, budget, n, *, seed, constrained, make_constraints, settings,
-                      candidates=1, make_streamer=None, logits_processor=None) -> list:  # fmt: skip
-    """``n`` sequences, each the best of ``candidates`` sampled as one batch (a ``RankedSample`` each)."""
+                      candidates=1, make_streamer=None, logits_processor=None,
+                      keep_interrupted=False) -> tuple[list, bool]:  # fmt: skip
+    """``n`` sequences, each the best of ``candidates`` sampled as one batch (a ``RankedSample`` each), and
+    whether Ctrl-C stopped the last of them (``keep_interrupted``; else the interruption goes on up)."""
     # torch comes in here, not at the top: `maia --help` reads DEFAULT_MAX_NOTE_QUARTERS from this module.
+    import time
+
     import torch
 
+    from .decoding import GenerationInterrupted
     from .ranking import sample_best_of
 
     settings = {**settings, "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
@@ -174,12 +182,34 @@ def _sample_sequences(model, tokenizer, history, budget, n, *, seed, constrained
     for index in range(n):
         constraints = make_constraints() if constrained else None
         streamer = make_streamer(index) if make_streamer is not None else None
-        results.append(
-            sample_best_of(model, history, budget, candidates, constraints, streamer, logits_processor, **settings)
-        )
-        if streamer is not None:
-            streamer.end()
-    return results
+        began = time.perf_counter()
+        try:
+            results.append(
+                sample_best_of(model, history, budget, candidates, constraints, streamer, logits_processor, **settings)
+            )
+        except GenerationInterrupted as stop:
+            if not keep_interrupted or stop.rows is None:
+                raise
+            results.append(_interrupted_sample(stop, constraints, time.perf_counter() - began))
+            return results, True
+        finally:
+            if streamer is not None:
+                streamer.end()
+    return results, False
+
+
+def _interrupted_sample(stop, constraints, seconds: float):
+    """The ``RankedSample`` of a batch stopped by Ctrl-C: its likeliest candidate so far."""
+    from .ranking import RankedSample
+
+    scores = stop.scores or [0.0] * len(stop.rows)
+    chosen = max(range(len(stop.rows)), key=scores.__getitem__)
+    counted = constraints is not None and constraints.row_steps is not None
+    return RankedSample(
+        ids=stop.rows[chosen], candidate_scores=scores, chosen=chosen,
+        interventions=int(constraints.row_interventions[chosen]) if counted else 0,
+        steps=int(constraints.row_steps[chosen]) if counted else 0, seconds=seconds,
+    )  # fmt: skip
 
 
 def continue_ids(
@@ -239,7 +269,7 @@ def continue_ids(
         settings={"do_sample": do_sample, "top_k": top_k, "top_p": top_p, "temperature": temperature},
         candidates=candidates, logits_processor=logits_processor,
     )  # fmt: skip
-    return [s.ids for s in sampled]
+    return [s.ids for s in sampled[0]]
 
 
 def continue_piece(
@@ -262,6 +292,7 @@ def continue_piece(
     progress: bool = True,
     on_note=None,
     candidates: int = 1,
+    keep_interrupted: bool = False,
 ) -> list[Continuation]:
     """Continue a prompt (or start from nothing) with top-k sampling under the notewise constraints.
 
@@ -290,6 +321,9 @@ def continue_piece(
         candidates (`int`, *optional*, defaults to 1): sample this many continuations as one batch for each
             returned sequence and keep the likeliest (the highest :attr:`Continuation.score`); all their
             scores are in :attr:`Continuation.candidate_scores`.
+        keep_interrupted (`bool`, *optional*, defaults to `False`): on Ctrl-C, return what was sampled so far
+            (the last continuation flagged :attr:`Continuation.interrupted`, none after it) instead of raising
+            `KeyboardInterrupt` (`GenerationInterrupted`).
 
     Returns:
         `list[Continuation]`, one per returned sequence.
@@ -310,17 +344,19 @@ def continue_piece(
     longest = max_note_steps(max_note_quarters, spq)
     history = prompt_ids(tokenizer, prompt, composer or prompt.composer, end_step=start)
     bar_lines = prompt.bar_lines(spq, until=(end_step or start) + 1)
-    sampled = _sample_sequences(
+    sampled, interrupted = _sample_sequences(
         model, tokenizer, history, budget, num_return_sequences, seed=seed, constrained=constrained,
         make_constraints=lambda: NotewiseConstraintProcessor(tokenizer, budget, max_polyphony, end_step, longest),
         settings={"do_sample": do_sample, "top_k": top_k, "top_p": top_p, "temperature": temperature},
-        candidates=candidates,
+        candidates=candidates, keep_interrupted=keep_interrupted,
         make_streamer=lambda index: NoteStreamer(
             tokenizer, on_note=on_note if index == 0 and candidates == 1 else None, bar_lines=bar_lines,
             start_step=start, progress=progress,
         ),
     )  # fmt: skip
-    return [_to_continuation(tokenizer, prompt, start, s) for s in sampled]
+    continuations = [_to_continuation(tokenizer, prompt, start, s) for s in sampled]
+    continuations[-1].interrupted = interrupted
+    return continuations
 
 
 def _to_continuation(tokenizer, prompt: Piece, start: int, sampled) -> Continuation:

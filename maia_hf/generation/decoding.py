@@ -17,7 +17,25 @@ from transformers.generation.streamers import BaseStreamer
 
 from .logits_process import sampling_warpers
 
-__all__ = ["LeanGPT2Decoder", "sample", "sample_with_sliding_window"]
+__all__ = ["GenerationInterrupted", "LeanGPT2Decoder", "sample", "sample_with_sliding_window"]
+
+
+class GenerationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during sampling, carrying what was sampled before it.
+
+    A `KeyboardInterrupt`, so a caller that does not look for it stops as on any Ctrl-C; one that does (the
+    ``maia generate`` job) keeps the tokens. :func:`sample` raises it with ``ids``,
+    :func:`sample_with_sliding_window` with ``rows`` and ``scores``.
+
+    Attributes:
+        ids (`torch.LongTensor` of shape ``(batch, length)``, *optional*): the prompt and the tokens drawn.
+        rows (`list[list[int]]`, *optional*): each sequence's new ids so far.
+        scores (`list[float]`, *optional*): each sequence's mean log-probability so far (with a scorer).
+    """
+
+    def __init__(self, ids=None, rows=None, scores=None):
+        super().__init__("interrupted during sampling")
+        self.ids, self.rows, self.scores = ids, rows, scores
 
 
 class _BlockTensors(NamedTuple):
@@ -218,29 +236,32 @@ def sample(
     total = length + max_new_tokens
     lean = LeanGPT2Decoder(model, batch, total) if LeanGPT2Decoder.applies(model, total) else None
     cache, step_input = None, input_ids
-    for _ in range(max_new_tokens):
-        if lean is not None:
-            logits = lean.prefill(step_input) if lean.length == 0 else lean.step(step_input[:, 0])
-        else:
-            out = model(input_ids=step_input, cache=cache, use_cache=True, logits_to_keep=1)
-            cache, logits = out.cache, out.logits[:, -1]
-        scores = logits.float()
-        for processor in processors:
-            scores = processor(ids[:, :length], scores)
-        if do_sample:
-            token = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
-        else:
-            token = scores.argmax(dim=-1)
-        if eos_token_id is not None:
-            token = torch.where(unfinished, token, pad_token_id or 0)
-            unfinished &= token != eos_token_id
-        ids[:, length] = token
-        length += 1
-        if streamer is not None:
-            streamer.put(token.cpu())
-        if not bool(unfinished.any()):
-            break
-        step_input = token[:, None]
+    try:
+        for _ in range(max_new_tokens):
+            if lean is not None:
+                logits = lean.prefill(step_input) if lean.length == 0 else lean.step(step_input[:, 0])
+            else:
+                out = model(input_ids=step_input, cache=cache, use_cache=True, logits_to_keep=1)
+                cache, logits = out.cache, out.logits[:, -1]
+            scores = logits.float()
+            for processor in processors:
+                scores = processor(ids[:, :length], scores)
+            if do_sample:
+                token = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+            else:
+                token = scores.argmax(dim=-1)
+            if eos_token_id is not None:
+                token = torch.where(unfinished, token, pad_token_id or 0)
+                unfinished &= token != eos_token_id
+            ids[:, length] = token
+            length += 1
+            if streamer is not None:
+                streamer.put(token.cpu())
+            if not bool(unfinished.any()):
+                break
+            step_input = token[:, None]
+    except KeyboardInterrupt as exc:  # the tokens drawn so far go up with the interruption
+        raise GenerationInterrupted(ids=ids[:, :length]) from exc
     return ids[:, :length]
 
 
@@ -280,6 +301,10 @@ def sample_with_sliding_window(
 
     Returns:
         `list[list[int]]`: the new ids of each sequence, up to and including ``<end>`` when it came.
+
+    Raises:
+        GenerationInterrupted: Ctrl-C; its ``rows`` are the new ids sampled until then (and ``scores`` the
+            scorer's figures over them, its last token possibly not yet counted).
     """
     window = getattr(model.config, "n_positions", None) or 10**9
     device = model.device
@@ -291,27 +316,40 @@ def sample_with_sliding_window(
     eos = settings.get("eos_token_id")
     finished = torch.zeros(num_sequences, dtype=torch.bool, device=device)
     new = body[:, :0]
-    while new.shape[1] < max_new_tokens:
-        left = max_new_tokens - new.shape[1]
-        room = window - head.shape[1]
-        chunk = min(left, max(room // 2, 1) if body.shape[1] + left > room else room)
-        kept = min(room - chunk, body.shape[1])
-        context = torch.cat([head, body[:, body.shape[1] - kept :]], dim=1)
-        if constraints is not None:
-            constraints.start_chunk(context.shape[1], new.shape[1])
-        if hasattr(streamer, "begin_chunk"):
-            streamer.begin_chunk()
-        out = sample(model, context, chunk, processors, streamer, finished=finished, **settings)
-        for follower in (scorer, constraints):
-            if follower is not None:
-                follower.follow(out)
-        produced = out[:, context.shape[1] :]
-        new, body = torch.cat([new, produced], dim=1), torch.cat([body, produced], dim=1)
-        if eos is not None:
-            finished |= (produced == eos).any(dim=1)
-        if bool(finished.all()) or produced.shape[1] == 0:
-            break
+    try:
+        while new.shape[1] < max_new_tokens:
+            context, chunk = _chunk_context(head, body, window, max_new_tokens - new.shape[1])
+            if constraints is not None:
+                constraints.start_chunk(context.shape[1], new.shape[1])
+            if hasattr(streamer, "begin_chunk"):
+                streamer.begin_chunk()
+            try:
+                out = sample(model, context, chunk, processors, streamer, finished=finished, **settings)
+            except GenerationInterrupted as stop:
+                if stop.ids is not None:  # this chunk's tokens so far
+                    new = torch.cat([new, stop.ids[:, context.shape[1] :]], dim=1)
+                raise
+            for follower in (scorer, constraints):
+                if follower is not None:
+                    follower.follow(out)
+            produced = out[:, context.shape[1] :]
+            new, body = torch.cat([new, produced], dim=1), torch.cat([body, produced], dim=1)
+            if eos is not None:
+                finished |= (produced == eos).any(dim=1)
+            if bool(finished.all()) or produced.shape[1] == 0:
+                break
+    except KeyboardInterrupt as exc:
+        scores = scorer.mean_log_probability.tolist() if scorer is not None and scorer.token_counts is not None else None
+        raise GenerationInterrupted(rows=[_through_end(row, eos) for row in new.tolist()], scores=scores) from exc
     return [_through_end(row, eos) for row in new.tolist()]
+
+
+def _chunk_context(head, body, window: int, left: int) -> tuple[torch.Tensor, int]:
+    """The next chunk's context (B, T) and length: the head and as much of the piece as leaves room to write."""
+    room = window - head.shape[1]
+    chunk = min(left, max(room // 2, 1) if body.shape[1] + left > room else room)
+    kept = min(room - chunk, body.shape[1])
+    return torch.cat([head, body[:, body.shape[1] - kept :]], dim=1), chunk
 
 
 def _through_end(ids: list[int], eos: int | None) -> list[int]:

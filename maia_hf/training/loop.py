@@ -104,7 +104,12 @@ def train(model_args, data_args, args) -> Path:
         if loss is not None:
             progress.set_postfix(loss=f"{loss:.3f}")
         if args.stop_after is not None and run.state["step"] >= args.stop_after:
-            run.accelerator.print(f"stopping after step {run.state['step']} as asked (stop_after)")
+            step = run.state["step"]
+            if not (args.save_steps and step % args.save_steps == 0):  # resume goes on from here, not earlier
+                config = _unwrapped(run).config
+                save_checkpoint(run.accelerator, run.output_dir, step, run.state, args.save_total_limit, config,
+                                run.scheduler)  # fmt: skip
+            run.accelerator.print(f"stopping after step {step} as asked (stop_after); checkpoint saved")
             return run.output_dir
     progress.close()
     return finish_run(run)

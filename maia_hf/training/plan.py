@@ -74,6 +74,8 @@ def parameter_count(model_args, seq_len: int, fim: bool = False) -> int | None:
 
 def _duration(seconds: float) -> str:
     hours = seconds / 3600
+    if seconds < 60:
+        return "under a minute"
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h" if hours >= 1 else f"{seconds / 60:.0f} min"
 
 
@@ -128,7 +130,7 @@ def describe_run(model_args, data_args, args) -> str:
     per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * world * data_args.seq_len
     steps = _steps(data_args, args, world)
     lines = ["train_gpt2: the plan", f"  {_data_line(data_args, output_dir)}", f"  {_model_line(model_args, parameters)}"]
-    how_long = f"{steps:,} steps" if steps else f"{args.num_train_epochs:g} epochs (steps counted once the corpus is built)"
+    how_long = f"{steps:,} step{'s' * (steps != 1)}" if steps else f"{args.num_train_epochs:g} epochs (steps counted once the corpus is built)"
     lines.append(
         f"  length: {how_long}, at most {per_step:,} tokens a step ({args.per_device_train_batch_size} windows x "
         f"{data_args.seq_len} tokens x {args.gradient_accumulation_steps} accumulated x {world} process(es))"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers import TINY_GPT
+from transformers import LogitsProcessor
 
 from maia_hf import MaiaConfig, MaiaForCausalLM, MaiaLstmConfig, MaiaLstmForCausalLM
 from maia_hf.generation import NotewiseConstraintProcessor, prompt_ids, read_prompt, sample
-from maia_hf.generation.decoding import LeanGPT2Decoder, sample_with_sliding_window
+from maia_hf.generation.decoding import GenerationInterrupted, LeanGPT2Decoder, sample_with_sliding_window
 from maia_hf.resources import LACRIMOSA_PROMPT
 
 
@@ -97,3 +98,40 @@ def test_sliding_window_keeps_the_head_and_follows_the_whole_piece(tokenizer, ti
     result = tokenizer.codec.decode(tokenizer.layout.codec_indices(new))
     assert (result.ignored_note_offs, result.restruck) == (0, 0)
     assert int(processor.now[0]) == result.total_steps  # the constraints' clock is the whole piece's
+
+
+class _InterruptAfter(LogitsProcessor):
+    """Ctrl-C at the ``n``-th step, as a user pressing it mid-generation (the scores pass through)."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def __call__(self, input_ids, scores):
+        self.calls += 1
+        if self.calls > self.n:
+            raise KeyboardInterrupt
+        return scores
+
+
+def test_ctrl_c_in_the_sliding_window_keeps_the_rows_sampled(tokenizer, tiny_model):
+    """Past the first window (96 positions), the interruption carries every token drawn before it."""
+    history = prompt_ids(tokenizer, None, "bach")
+    special = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    torch.manual_seed(3)
+    full = sample_with_sliding_window(tiny_model, history, 150, NotewiseConstraintProcessor(tokenizer, 400), **special)
+    torch.manual_seed(3)
+    constraints = NotewiseConstraintProcessor(tokenizer, 400)
+    with pytest.raises(GenerationInterrupted) as stopped:
+        sample_with_sliding_window(
+            tiny_model, history, 150, constraints, logits_processor=[_InterruptAfter(120)], **special
+        )
+    assert isinstance(stopped.value, KeyboardInterrupt)  # a caller that does not look for it just stops
+    (row,) = stopped.value.rows
+    assert len(row) == 120 and row == full[0][:120]  # the same draws, up to the interruption
+
+
+def test_ctrl_c_in_sample_carries_the_prompt_and_tokens(tokenizer, tiny_model):
+    prompt = torch.tensor([prompt_ids(tokenizer, None, "bach")] * 2)
+    with pytest.raises(GenerationInterrupted) as stopped:
+        sample(tiny_model, prompt, 30, [_InterruptAfter(7)], pad_token_id=tokenizer.pad_token_id)
+    assert stopped.value.ids.shape == (2, prompt.shape[1] + 7)
