@@ -316,7 +316,9 @@ def _interruption_status(result) -> int:
     last = int(ends.max()) if len(ends) else c.prompt_end
     bars = sum(1 for b in c.piece.bar_lines(until=last) if c.prompt_end <= b < last)
     where = result.files.get("midi", "")
-    print(f"interrupted: wrote {bars} bar{'s' * (bars != 1)} ({len(ends)} new notes) to {where} and the files beside it")
+    print(
+        f"interrupted: wrote {bars} bar{'s' * (bars != 1)} ({len(ends)} new notes) to {where} and the files beside it"
+    )
     return EXIT_INTERRUPTED
 
 

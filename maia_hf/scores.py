@@ -8,6 +8,7 @@ inside each function, so ``import maia_hf`` never imports it.
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from .errors import MaiaInputError
 from .notes import NoteArray, Piece, RawPiece, TempoChange, TimeSignature
 
 __all__ = [
+    "BARS_PER_PASS",
     "MUSIC21_PREFIX",
     "SCORE_TICKS_PER_QUARTER",
+    "notated_score",
     "piece_to_music21",
     "raw_from_music21",
     "read_music21_corpus",
@@ -170,6 +173,12 @@ def _music21_metadata(stream) -> tuple[list[tuple[int, float]], list[tuple[int, 
 # --------------------------------------------------------------------------------------------
 
 
+# Bars notated in one pass. music21's notation passes (beams, tuplets) and its exporter look each measure's
+# context up from the start of its part, so one pass over a long piece costs about the square of its
+# length (a 20,000-note piece took minutes); passes over stretches of this many bars cost its length.
+BARS_PER_PASS = 64
+
+
 def piece_to_music21(piece: Piece, steps_per_quarter: int = 12, split_pitch: int = 60):
     """A two-staff piano ``music21.stream.Score``: notes at or above ``split_pitch`` in the right hand.
 
@@ -180,34 +189,122 @@ def piece_to_music21(piece: Piece, steps_per_quarter: int = 12, split_pitch: int
     import music21
 
     score = music21.stream.Score()
-    first_ts = (piece.time_signatures or [TimeSignature(0, 4, 4)])[0]
-    qpm = (piece.tempos or [TempoChange(0, 120.0)])[0].qpm
-    right = piece.notes.pitch >= split_pitch
-    for hand, clef, mask in (
-        ("Right hand", music21.clef.TrebleClef(), right),
-        ("Left hand", music21.clef.BassClef(), ~right),
-    ):
-        part = music21.stream.Part(id=hand)
-        part.partName = hand
-        part.insert(0, music21.instrument.Piano())
-        part.insert(0, clef)
-        part.insert(0, music21.meter.TimeSignature(f"{first_ts.numerator}/{first_ts.denominator}"))
-        if hand == "Right hand":
-            mark = music21.tempo.MetronomeMark(number=round(qpm, 2), referent=music21.note.Note(type="quarter"))
-            part.insert(0, mark)
-        for offset, chord in _tied_chords(piece.notes.take(mask), steps_per_quarter):
+    for hand, notes in _hands(piece, split_pitch):
+        part = _staff(piece, hand)
+        for offset, chord in _tied_chords(notes, steps_per_quarter):
             part.insert(offset, chord)
         score.insert(0, part)
     return score
 
 
-def _tied_chords(notes: NoteArray, steps_per_quarter: int):
-    """Yield (offset, chord) for each span between consecutive note boundaries where notes sound."""
+def notated_score(piece: Piece, steps_per_quarter: int = 12, split_pitch: int = 60):
+    """:func:`piece_to_music21`'s score with its notation made as music21's MusicXML writer makes it.
+
+    Measures, ties, accidentals, tuplets, beams and hidden rests in the gaps, made `BARS_PER_PASS` bars at a
+    time and joined, so the time grows with the piece's length, not its square. Ready for
+    ``score.write("musicxml", fp=..., makeNotation=False)``.
+    """
+    import music21
+
+    ts = (piece.time_signatures or [TimeSignature(0, 4, 4)])[0]
+    stretch = BARS_PER_PASS * max(1, ts.numerator * 4 * steps_per_quarter // ts.denominator)  # steps
+    end = int(piece.notes.end.max()) if len(piece.notes) else 0
+    starts = list(range(0, end, stretch)) or [0]
+    score = music21.stream.Score()
+    for hand, notes in _hands(piece, split_pitch):
+        part = music21.stream.Part(id=hand)
+        part.partName = hand
+        chords = list(_tied_chords(notes, steps_per_quarter, cuts=starts[1:], chord_class=_export_chord_class()))
+        for i, start in enumerate(starts):
+            stop = start + stretch
+            passage = _staff(piece, hand)
+            for offset, chord in chords:
+                if start <= offset * steps_per_quarter < stop:
+                    passage.insert(offset - Fraction(start, steps_per_quarter), chord)
+            length = Fraction(min(stop, end) - start, steps_per_quarter)
+            passage.makeRests(refStreamOrTimeRange=[0.0, length], fillGaps=True, inPlace=True, hideRests=True,
+                              timeRangeFromBarDuration=True)  # fmt: skip
+            passage.makeNotation(inPlace=True, **_accidental_context(part))
+            passage.splitAtDurations(recurse=True)
+            _join(part, passage, Fraction(start, steps_per_quarter), first=i == 0, last=i == len(starts) - 1)
+        score.insert(0, part)
+    return score
+
+
+def _accidental_context(part) -> dict:
+    """What the accidentals of a passage's first bar depend on in the bar before it (as in one pass)."""
+    import music21
+
+    measures = part.getElementsByClass(music21.stream.Measure)
+    if not measures:
+        return {}
+    previous = measures.last()
+    sounding = previous[music21.note.NotRest]
+    ties = music21.stream.makeNotation.getTiePitchSet(sounding.last()) if sounding else None
+    return {"pitchPastMeasure": list(previous.pitches), "tiePitchSet": ties}
+
+
+def _join(part, passage, offset, first: bool, last: bool) -> None:
+    """Append ``passage``'s measures to ``part``: numbered on, one header (clef, metre, tempo), one final bar line."""
+    import music21
+
+    measures = list(passage.getElementsByClass(music21.stream.Measure))
+    before = len(part.getElementsByClass(music21.stream.Measure))
+    for k, measure in enumerate(measures):
+        if not first and k == 0:
+            header = (music21.instrument.Instrument, music21.clef.Clef, music21.meter.TimeSignature,
+                      music21.tempo.MetronomeMark)  # fmt: skip
+            measure.remove(list(measure.getElementsByClass(header)))
+        if not last and k == len(measures) - 1:
+            measure.rightBarline = None
+        measure.number = before + k + 1
+        part.insert(offset + measure.offset, measure)
+
+
+def _hands(piece: Piece, split_pitch: int):
+    right = piece.notes.pitch >= split_pitch
+    return (("Right hand", piece.notes.take(right)), ("Left hand", piece.notes.take(~right)))
+
+
+def _staff(piece: Piece, hand: str):
+    """An empty staff of one hand: its name, the piano, its clef, the first time signature (and the tempo)."""
+    import music21
+
+    first_ts = (piece.time_signatures or [TimeSignature(0, 4, 4)])[0]
+    part = music21.stream.Part(id=hand)
+    part.partName = hand
+    part.insert(0, music21.instrument.Piano())
+    part.insert(0, music21.clef.TrebleClef() if hand == "Right hand" else music21.clef.BassClef())
+    part.insert(0, music21.meter.TimeSignature(f"{first_ts.numerator}/{first_ts.denominator}"))
+    if hand == "Right hand":
+        qpm = (piece.tempos or [TempoChange(0, 120.0)])[0].qpm
+        part.insert(0, music21.tempo.MetronomeMark(number=round(qpm, 2), referent=music21.note.Note(type="quarter")))
+    return part
+
+
+@functools.cache
+def _export_chord_class():
+    """A chord for the writer alone: music21's MusicXML export calls ``sortAscending()`` on every chord for
+    its order and drops the sorted deep copy it returns; this one sorts in place and skips the copy."""
+    import music21
+
+    class ExportChord(music21.chord.Chord):
+        def sortAscending(self, *, inPlace=False):
+            self.sortDiatonicAscending(inPlace=True)
+            return None if inPlace else self
+
+    return ExportChord
+
+
+def _tied_chords(notes: NoteArray, steps_per_quarter: int, cuts=(), chord_class=None):
+    """Yield (offset, chord) for each span between consecutive note boundaries (and ``cuts``) where notes sound."""
     import music21
 
     if len(notes) == 0:
         return
-    boundaries = np.unique(np.concatenate([notes.start, notes.end]))
+    chord_class = chord_class or music21.chord.Chord
+    boundaries = np.unique(np.concatenate([notes.start, notes.end, np.asarray(cuts, dtype=notes.start.dtype)]))
+    boundaries = boundaries[boundaries <= int(notes.end.max())]
     order = np.argsort(notes.start, kind="stable")
     active: list[int] = []
     next_note = 0
@@ -227,7 +324,7 @@ def _tied_chords(notes: NoteArray, steps_per_quarter: int):
             if tie:
                 note.tie = music21.tie.Tie(tie)
             members.append(note)
-        chord = music21.chord.Chord(members, quarterLength=Fraction(right - left, steps_per_quarter))
+        chord = chord_class(members, quarterLength=Fraction(right - left, steps_per_quarter))
         yield Fraction(left, steps_per_quarter), chord
 
 
@@ -242,5 +339,6 @@ def write_musicxml(piece: Piece, path, steps_per_quarter: int = 12) -> Path:
     if suffix not in (".musicxml", ".xml", ".mxl"):
         raise MaiaInputError(f"{str(path)!r} does not name a MusicXML file; use a .musicxml, .xml or .mxl path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    piece_to_music21(piece, steps_per_quarter).write("mxl" if suffix == ".mxl" else "musicxml", fp=str(path))
+    score = notated_score(piece, steps_per_quarter)
+    score.write("mxl" if suffix == ".mxl" else "musicxml", fp=str(path), makeNotation=False)
     return path

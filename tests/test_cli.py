@@ -152,7 +152,7 @@ def test_detokenize_writes_the_format_its_suffix_names(tmp_path, suffix, capsys)
     source.write_text("# time_signature: 0 3 4\np60 wait12 endp60 p64 wait24 endp64\n")
     out = tmp_path / f"back{suffix}"
     assert main(["detokenize", str(source), "--out", str(out)]) == 0
-    assert f"wrote {out}" in capsys.readouterr().err
+    assert f"wrote {out}" in capsys.readouterr().out  # every command's "wrote" lines go to standard output
     (piece,) = load_pieces(out, NotewiseCodec())
     assert piece.notes.as_tuples() == [(60, 0, 12), (64, 12, 36)]
 
@@ -218,3 +218,52 @@ def test_generate_into_a_folder_that_cannot_exist_is_refused(tmp_path, capsys):
     out = blocker / "x.mid"
     assert main(["generate", "--prompt", "p60 wait12 endp60", "--bars", "1", "--out", str(out)]) == 2
     assert "cannot create its folder" in capsys.readouterr().err and blocker.read_text() == "not a folder"
+
+
+def test_tokenize_says_what_it_wrote_on_standard_output(two_hands_midi, tmp_path, capsys):
+    out = tmp_path / "piece.txt"
+    assert main(["tokenize", str(two_hands_midi), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"wrote 1 piece(s) to {out}\n" and captured.err == ""
+
+
+@pytest.mark.parametrize(
+    ("flags", "shown"),
+    [([], False), (["--verbose"], True), (["--verbose", "after"], True)],
+    ids=["quiet-by-default", "verbose-before-the-command", "verbose-after-the-command"],
+)
+def test_library_noise_shows_only_with_verbose(tiny_maia_dir, tmp_path, capsys, flags, shown):
+    from transformers.utils import logging as transformers_logging
+
+    generate = ["generate", "--model", str(tiny_maia_dir), "--max-new-tokens", "4", "--no-wav",
+                "--out", str(tmp_path / "x.mid")]  # fmt: skip
+    argv = [*generate, "--verbose"] if flags[1:] == ["after"] else [*flags, *generate]
+    assert main(argv) == 0
+    assert ("Loading weights" in capsys.readouterr().err) is shown  # transformers' bar for a 20 MB model
+    assert transformers_logging.is_progress_bar_enabled()  # main() gives a caller in this process the defaults back
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+def test_deepspeed_and_accelerate_notes_follow_verbose(caplog, verbose):
+    """The loggers behind "Setting accelerator to CPU" (DeepSpeed) and "Removed shared tensor" (Accelerate)."""
+    import logging
+
+    from maia_hf.registration import set_library_verbosity
+
+    set_library_verbosity(verbose)
+    try:
+        with caplog.at_level(logging.WARNING):
+            logging.getLogger("DeepSpeed").warning("Setting accelerator to CPU.")
+            logging.getLogger("accelerate.utils.other").warning("Removed shared tensor {'lm_head.weight'}")
+            logging.getLogger("DeepSpeed").error("a real DeepSpeed error")
+    finally:
+        set_library_verbosity(None)
+    assert ("Setting accelerator to CPU" in caplog.text) is verbose and (
+        "Removed shared tensor" in caplog.text
+    ) is verbose
+    assert "a real DeepSpeed error" in caplog.text  # errors always show
+
+
+def test_help_documents_verbose():
+    out = run_maia("--help")
+    assert "--verbose" in out.stdout and "before or after COMMAND" in out.stdout

@@ -157,7 +157,10 @@ def test_ctrl_c_while_generating_writes_what_was_generated(model_dir, tmp_path, 
     assert main([command, *args]) == 130
     printed = capsys.readouterr().out.strip().splitlines()
     midi = out / ("piece.mid" if command == "generate" else "lacrimosa.mid")
-    assert re.fullmatch(rf"interrupted: wrote \d+ bars? \(\d+ new notes\) to {re.escape(str(midi))} and the files beside it", printed[-1])
+    assert re.fullmatch(
+        rf"interrupted: wrote \d+ bars? \(\d+ new notes\) to {re.escape(str(midi))} and the files beside it",
+        printed[-1],
+    )
     (piece,) = load_pieces(midi, NotewiseCodec())
     words = out / midi.with_suffix(".txt").name
     assert len(piece.notes) > 0 and load_pieces(words, NotewiseCodec())[0].notes.as_tuples() == piece.notes.as_tuples()

@@ -29,6 +29,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="sampling (default 5)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="X")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--candidates", type=int, default=1, metavar="N",
+                   help="each generated piece is the likeliest of N sampled as one batch (default 1)")  # fmt: skip
     p.add_argument("--unconstrained-pieces", type=int, metavar="N", help="pieces sampled without constraints")
     p.add_argument("--tokens-per-bar", type=int, default=160, metavar="N", help="token budget a bar (default 160)")
     p.add_argument("--nll-windows", type=int, default=256, metavar="N", help="validation windows scored (0: all)")
@@ -47,7 +49,7 @@ def _evaluate(args) -> int:
     config = EvaluationConfig(
         pieces=args.pieces, bars=args.bars, top_k=args.top_k, temperature=args.temperature, seed=args.seed,
         unconstrained_pieces=args.unconstrained_pieces, nll_windows=args.nll_windows, batch_size=args.batch_size,
-        max_reference_words=args.max_reference_words, tokens_per_bar=args.tokens_per_bar,
+        max_reference_words=args.max_reference_words, tokens_per_bar=args.tokens_per_bar, candidates=args.candidates,
     )  # fmt: skip
     report = evaluate_models(args.model, args.data, args.out, config, progress=not args.quiet)
     print(f"wrote {report['files']['markdown']}, {report['files']['ngram_strip']}, {report['files']['statistics']}")

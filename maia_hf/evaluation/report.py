@@ -97,6 +97,11 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+def _best_of(settings: dict) -> str:
+    n = settings.get("candidates", 1)
+    return f", each the likeliest of {n} candidates" if n > 1 else ""
+
+
 def report_markdown(report: dict) -> str:
     """The report as Markdown: settings, then one section per measurement with a line on how to read it."""
     s, models, real = report["settings"], report["models"], report["real"]
@@ -107,7 +112,8 @@ def report_markdown(report: dict) -> str:
         f"Corpus `{s['data']}`: {data['train_pieces']:,} training pieces ({data['reference_sequences']:,} sequences, "
         f"{data['reference_words']:,} words as BLEU references); real excerpts from {data['held_out_pieces']:,} "
         f"{data['held_out_split']} pieces. Each model wrote {s['pieces']} pieces of {s['bars']} bars (4/4) "
-        f"from its composer token alone (top-k {s['top_k']}, temperature {s['temperature']}, seed {s['seed']}), "
+        f"from its composer token alone (top-k {s['top_k']}, temperature {s['temperature']}, seed {s['seed']}"
+        f"{_best_of(s)}), "
         f"and {s['unconstrained_pieces']} more without constraints. Every number is explained in "
         "`docs/evaluation.md`.",
         "",

@@ -80,6 +80,8 @@ class EvaluationConfig:
         folds (`int`, *optional*, defaults to 5): cross-validation folds of the discriminator.
         tokens_per_bar (`int`, *optional*, defaults to 160): token budget of a generated bar (constrained
             pieces close their notes within it; unconstrained ones write exactly this many unless they end).
+        candidates (`int`, *optional*, defaults to 1): each generated piece is the likeliest of this many sampled
+            as one batch (best-of-N, as ``maia generate --candidates``); evaluate 1 against N to see what it buys.
 
     Example:
 
@@ -103,12 +105,16 @@ class EvaluationConfig:
     copy_bars: float = 2.0
     folds: int = 5
     tokens_per_bar: int = 160
+    candidates: int = 1
 
     def __post_init__(self):
         if self.unconstrained_pieces is None:
             self.unconstrained_pieces = self.pieces
         if self.pieces < 1 or self.bars < 1:
             raise MaiaInputError(f"pieces and bars must be >= 1, got {self.pieces} and {self.bars}")
+        from ..generation.settings import check_candidates
+
+        check_candidates(self.candidates)
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,7 +145,7 @@ def generate_samples(model, tokenizer, composers: list[str], config: EvaluationC
         (c,) = continue_piece(
             model, tokenizer, None, composer=composer, bars=config.bars, top_k=config.top_k, seed=seed,
             max_new_tokens=config.tokens_per_bar * config.bars, temperature=config.temperature,
-            constrained=constrained, progress=False,
+            constrained=constrained, progress=False, candidates=config.candidates,
         )  # fmt: skip
         words = tokenizer.codec.words_to_indices(c.words) if c.words else np.zeros(0, dtype=np.int64)
         notes = c.continuation.notes

@@ -339,7 +339,9 @@ def sample_with_sliding_window(
             if bool(finished.all()) or produced.shape[1] == 0:
                 break
     except KeyboardInterrupt as exc:
-        scores = scorer.mean_log_probability.tolist() if scorer is not None and scorer.token_counts is not None else None
+        scores = (
+            scorer.mean_log_probability.tolist() if scorer is not None and scorer.token_counts is not None else None
+        )
         raise GenerationInterrupted(rows=[_through_end(row, eos) for row in new.tolist()], scores=scores) from exc
     return [_through_end(row, eos) for row in new.tolist()]
 

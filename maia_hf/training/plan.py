@@ -129,8 +129,16 @@ def describe_run(model_args, data_args, args) -> str:
     parameters = parameter_count(model_args, data_args.seq_len, fim=bool(data_args.fim_rate))
     per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * world * data_args.seq_len
     steps = _steps(data_args, args, world)
-    lines = ["train_gpt2: the plan", f"  {_data_line(data_args, output_dir)}", f"  {_model_line(model_args, parameters)}"]
-    how_long = f"{steps:,} step{'s' * (steps != 1)}" if steps else f"{args.num_train_epochs:g} epochs (steps counted once the corpus is built)"
+    lines = [
+        "train_gpt2: the plan",
+        f"  {_data_line(data_args, output_dir)}",
+        f"  {_model_line(model_args, parameters)}",
+    ]
+    how_long = (
+        f"{steps:,} step{'s' * (steps != 1)}"
+        if steps
+        else f"{args.num_train_epochs:g} epochs (steps counted once the corpus is built)"
+    )
     lines.append(
         f"  length: {how_long}, at most {per_step:,} tokens a step ({args.per_device_train_batch_size} windows x "
         f"{data_args.seq_len} tokens x {args.gradient_accumulation_steps} accumulated x {world} process(es))"
@@ -142,7 +150,9 @@ def describe_run(model_args, data_args, args) -> str:
             f"maia-small's measured {REFERENCE_TOKENS_PER_SECOND:.0f} on a Zen 1 core scaled by size; GPUs are faster)"
         )
     resume = args.resume_from_checkpoint
-    start = "resumes the latest checkpoint there" if resume is True else f"resumes {resume}" if resume else "starts afresh"
+    start = (
+        "resumes the latest checkpoint there" if resume is True else f"resumes {resume}" if resume else "starts afresh"
+    )
     saves = f"a checkpoint every {args.save_steps} steps" if args.save_steps else "a checkpoint at the end"
     lines.append(f"  output: {output_dir} ({start}; {saves}; the final model in {output_dir / 'final'})")
     return "\n".join(lines)

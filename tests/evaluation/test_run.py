@@ -55,3 +55,26 @@ def test_the_reports_numbers_are_sane(report_dir, tokenizer):
 def test_evaluate_names_a_missing_model(tmp_path, corpus, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "nope"), "--data", str(corpus), "--out", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_best_of_n_reaches_generation_and_a_bad_count_is_refused(monkeypatch):
+    import pytest
+
+    import maia_hf.generation as generation
+    from maia_hf import MaiaConfig, MaiaForCausalLM, MaiaInputError, MaiaTokenizer
+    from maia_hf.evaluation.run import EvaluationConfig, generate_samples
+
+    with pytest.raises(MaiaInputError, match="candidates"):
+        EvaluationConfig(candidates=0)
+    seen = []
+    real = generation.continue_piece
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["candidates"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "continue_piece", recording)
+    tokenizer = MaiaTokenizer()
+    model = MaiaForCausalLM(MaiaConfig(vocab_size=len(tokenizer), n_layer=1, n_head=2, n_embd=16, n_positions=64))
+    samples, _ = generate_samples(model.eval(), tokenizer, ["bach"], EvaluationConfig(pieces=2, bars=1, candidates=3))
+    assert len(samples) == 2 and seen == [3, 3]

@@ -16,27 +16,34 @@ from maia_hf.training.argument_checks import ALLOWED
 
 BAD_COMMAND_LINES = {
     "batch-size-fraction": (
-        ["--per_device_train_batch_size", "8.5"], "per_device_train_batch_size must be a whole number >= 1, got '8.5'"
+        ["--per_device_train_batch_size", "8.5"],
+        "per_device_train_batch_size must be a whole number >= 1, got '8.5'",
     ),
     "batch-size-zero": (
-        ["--per_device_train_batch_size", "0"], "per_device_train_batch_size must be a whole number >= 1, got 0"
+        ["--per_device_train_batch_size", "0"],
+        "per_device_train_batch_size must be a whole number >= 1, got 0",
     ),
     "learning-rate-negative": (["--learning_rate", "-1"], "learning_rate must be a number > 0, got -1.0"),
     "learning-rate-nan": (["--learning_rate", "nan"], "learning_rate must be a number > 0, got nan"),
     "heads-do-not-divide": (
-        ["--n_head", "3", "--n_embd", "256"], "n_head 3 does not divide n_embd 256; give n_head one of 1, 2, 4, 8, 16, 32, 64"
+        ["--n_head", "3", "--n_embd", "256"],
+        "n_head 3 does not divide n_embd 256; give n_head one of 1, 2, 4, 8, 16, 32, 64",
     ),
     "heads-do-not-divide-the-preset": (
-        ["--n_head", "3"], "n_head 3 does not divide n_embd 256 (preset maia-seed's); give n_head one of 1, 2, 4, 8"
+        ["--n_head", "3"],
+        "n_head 3 does not divide n_embd 256 (preset maia-seed's); give n_head one of 1, 2, 4, 8",
     ),
     "max-steps-zero": (
-        ["--max_steps", "0"], "max_steps must be -1 (train num_train_epochs epochs) or a whole number >= 1, got 0"
+        ["--max_steps", "0"],
+        "max_steps must be -1 (train num_train_epochs epochs) or a whole number >= 1, got 0",
     ),
     "max-steps-negative": (
-        ["--max_steps", "-5"], "max_steps must be -1 (train num_train_epochs epochs) or a whole number >= 1, got -5"
+        ["--max_steps", "-5"],
+        "max_steps must be -1 (train num_train_epochs epochs) or a whole number >= 1, got -5",
     ),
     "mixed-precision-fp8": (
-        ["--mixed_precision", "fp8"], "mixed_precision 'fp8' in the command line is not one of auto, no, bf16, fp16"
+        ["--mixed_precision", "fp8"],
+        "mixed_precision 'fp8' in the command line is not one of auto, no, bf16, fp16",
     ),
     "attention-flash": (
         ["--attn_implementation", "flash"],
@@ -46,11 +53,13 @@ BAD_COMMAND_LINES = {
     "eval-steps-negative": (["--eval_steps", "-1"], "eval_steps must be a whole number >= 0, got -1"),
     "save-steps-fraction": (["--save_steps", "2.5"], "save_steps must be a whole number >= 0, got '2.5'"),
     "keep-no-checkpoint": (
-        ["--save_total_limit", "0"], "save_total_limit must be a whole number >= 1 or null (keep all), got 0"
+        ["--save_total_limit", "0"],
+        "save_total_limit must be a whole number >= 1 or null (keep all), got 0",
     ),
     "weight-decay-negative": (["--weight_decay", "-0.1"], "weight_decay must be a number >= 0, got -0.1"),
     "accumulation-zero": (
-        ["--gradient_accumulation_steps", "0"], "gradient_accumulation_steps must be a whole number >= 1, got 0"
+        ["--gradient_accumulation_steps", "0"],
+        "gradient_accumulation_steps must be a whole number >= 1, got 0",
     ),
     "seq-len-too-short": (["--seq_len", "2"], "seq_len must be a whole number >= 4, got 2"),
     "dropout-one": (["--dropout", "1"], "dropout must be a number in [0, 1), got 1.0"),
@@ -62,7 +71,8 @@ BAD_COMMAND_LINES = {
         "validation_fraction 0.6 and test_fraction 0.5 leave no pieces for training; together they must be below 1",
     ),
     "context-shorter-than-window": (
-        ["--n_positions", "64", "--seq_len", "128"], "n_positions 64 is shorter than seq_len 128"
+        ["--n_positions", "64", "--seq_len", "128"],
+        "n_positions 64 is shorter than seq_len 128",
     ),
     "zero-epochs": (["--num_train_epochs", "0"], "num_train_epochs must be above 0 when max_steps is -1, got 0"),
     "unknown-model-type": (["--model_type", "rnn"], "model_type must be one of gpt or lstm, got 'rnn'"),
@@ -84,14 +94,20 @@ def test_a_bad_command_line_value_is_one_line_naming_key_value_and_range(argv, m
 
 
 BAD_YAML = {
-    "batch-size-fraction": ("per_device_train_batch_size: 8.5\n", "per_device_train_batch_size must be a whole number >= 1, got 8.5"),
+    "batch-size-fraction": (
+        "per_device_train_batch_size: 8.5\n",
+        "per_device_train_batch_size must be a whole number >= 1, got 8.5",
+    ),
     "learning-rate-list": ("learning_rate: [0.1]\n", "learning_rate must be a number > 0, got [0.1]"),
     "learning-rate-null": ("learning_rate: null\n", "learning_rate must be a number > 0, got null"),
     "heads-do-not-divide": ("n_head: 3\nn_embd: 256\n", "n_head 3 does not divide n_embd 256"),
-    "max-steps-zero": ("max_steps: 0\n", "max_steps must be -1 (train num_train_epochs epochs) or a whole number >= 1, got 0"),
+    "max-steps-zero": (
+        "max_steps: 0\n",
+        "max_steps must be -1 (train num_train_epochs epochs) or a whole number >= 1, got 0",
+    ),
     "a-switch-given-a-number": ("fp16: 2\n", "fp16 must be true or false, got 2"),
     "sources-not-strings": ("data_sources: [1, 2]\n", "data_sources must be a list of sources"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_YAML.values(), ids=BAD_YAML.keys())

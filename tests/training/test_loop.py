@@ -72,6 +72,21 @@ def test_tiny_run_trains_and_saves(tiny_corpus, tmp_path):
     for name in ("final/model.safetensors", "final/tokenizer.json", "loss.png", "samples/step-0000060-0.mid"):
         assert (out / name).exists(), name
     assert (out / "checkpoints" / "latest").read_text() == "step-0000060"
+    printed = done.stdout + done.stderr
+    assert done.stdout.startswith("train_gpt2: the plan\n")  # said before the work
+    for noise in ("Setting accelerator to CPU", "Removed shared tensor", "Writing model shards"):
+        assert noise not in printed, noise  # the libraries' notes, shown with --verbose
+
+
+def test_verbose_shows_the_libraries_notes(tiny_corpus, tmp_path):
+    args = ("--dataset_dir", tiny_corpus, "--output_dir", tmp_path / "run", "--max_steps", "2", "--save_steps", "1",
+            "--eval_steps", "0", "--num_samples", "0", "--verbose")  # fmt: skip
+    done = subprocess.run(recipe(*args), env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = done.stdout + done.stderr
+    assert "Removed shared tensor" in printed and "Writing model shards" in printed
+    if importlib.util.find_spec("deepspeed") is not None:  # Accelerate imports it where it is installed
+        assert "Setting accelerator to CPU" in printed
 
 
 def test_max_steps_minus_one_trains_num_train_epochs(tiny_corpus, tmp_path):
