@@ -64,4 +64,6 @@ def test_other_suffixes_and_an_empty_piece(tmp_path, suffix):
     for piece in (_random_piece(40, seed=1), empty):
         path = write_musicxml(piece, tmp_path / f"{piece.name}{suffix}")
         (back,) = load_pieces(path, NotewiseCodec())
-        assert len(back.notes) == len(load_pieces(write_musicxml(piece, tmp_path / "x.musicxml"), NotewiseCodec())[0].notes)
+        assert len(back.notes) == len(
+            load_pieces(write_musicxml(piece, tmp_path / "x.musicxml"), NotewiseCodec())[0].notes
+        )

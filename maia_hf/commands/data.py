@@ -64,6 +64,12 @@ def _data_help(args) -> int:
 
 def _data_build(args) -> int:
     from ..data import BuildConfig, build_dataset
+    from ..errors import MaiaInputError
+
+    if args.num_proc < 1:
+        raise MaiaInputError(
+            f"--num-proc must be a whole number >= 1 (processes that parse files), got {args.num_proc}"
+        )
 
     tokenizer = None
     if args.tokenizer:

@@ -43,8 +43,26 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+# Each count flag and the least it may be; checked before any model or corpus is read.
+_AT_LEAST = {"batch_size": 1, "tokens_per_bar": 1, "candidates": 1, "nll_windows": 0, "max_reference_words": 0,
+             "seed": 0, "unconstrained_pieces": 0}  # fmt: skip
+
+
+def _check_counts(args) -> None:
+    from ..errors import MaiaInputError
+
+    for name, least in _AT_LEAST.items():
+        value = getattr(args, name)
+        if value is not None and value < least:
+            flag = "--" + name.replace("_", "-")
+            meaning = " (0: all)" if name in ("nll_windows", "max_reference_words") else ""
+            raise MaiaInputError(f"{flag} must be a whole number >= {least}{meaning}, got {value}")
+
+
 def _evaluate(args) -> int:
     from ..evaluation import EvaluationConfig, evaluate_models
+
+    _check_counts(args)
 
     config = EvaluationConfig(
         pieces=args.pieces, bars=args.bars, top_k=args.top_k, temperature=args.temperature, seed=args.seed,

@@ -5,7 +5,8 @@
 rules (composer, split, augmentation, windows, cache) and the figures of the reference build.
 
 Modules: ``sources`` (SOURCE strings to files, composers), ``pieces`` (parsing and the cache),
-``windows`` (splits, keys, windows), ``fim`` (the fill-in-the-middle format and training transform), ``encoding`` (planned pieces to token sequences), ``builder`` (the
+``windows`` (splits, keys, windows), ``fim`` (the fill-in-the-middle format and training transform),
+``encoding`` (planned pieces to token sequences), ``builder`` (the
 passes of a build, writing), ``report`` (the build report and card), ``stats`` (tables and the PNG).
 """
 

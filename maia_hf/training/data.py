@@ -115,7 +115,7 @@ class WindowBatches:
             composers = columns.get("composer") or [None] * len(rows)
             windows = [
                 self.fim(ids, key=epoch * len(self.dataset) + row, composer=composer)
-                for ids, row, composer in zip(windows, rows, composers)
+                for ids, row, composer in zip(windows, rows, composers, strict=True)
             ]
         return collate(windows, self.seq_len, self.pad_id)
 

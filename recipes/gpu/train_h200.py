@@ -120,7 +120,16 @@ def main(argv=None) -> int:
     summary["validation"] = [r for r in state if "val_loss" in r][-1:]
 
     report = args.out / "report.json"
-    compare = ["recipes/ship_model.py", "--model", run / "final", "--data", corpus, "--compare-only", "--report", report]
+    compare = [
+        "recipes/ship_model.py",
+        "--model",
+        run / "final",
+        "--data",
+        corpus,
+        "--compare-only",
+        "--report",
+        report,
+    ]
     if not args.tiny:
         compare += ["--sources", "piano-midi-de/", "music21:bach/"]
     _python(*compare, log=log)
