@@ -21,8 +21,8 @@ __all__ = [
     "strided_allows",
 ]
 
-# Size of the default MaiaTokenizer vocabulary: 4 special + 88 p + 88 endp + 48 wait + 45 composers.
-DEFAULT_VOCAB_SIZE = 273
+# Size of the default MaiaTokenizer vocabulary: 4 special + 88 p + 88 endp + 48 wait + 45 composers + 3 FIM.
+DEFAULT_VOCAB_SIZE = 276
 
 # Named shapes. maia-seed is the original maia GPT; the gpt2-* presets are GPT-2's own shapes (so that
 # GPT-2 checkpoints transfer into them) with the notewise vocabulary.
@@ -174,7 +174,7 @@ class MaiaConfig(GPT2Config):
     ``maia_attn_implementation`` and restored by ``from_pretrained``.
 
     Args:
-        vocab_size (`int`, *optional*, defaults to 273): size of the tokenizer's vocabulary.
+        vocab_size (`int`, *optional*, defaults to 276): size of the tokenizer's vocabulary.
         n_positions (`int`, *optional*, defaults to 512): longest context in tokens.
         n_embd (`int`, *optional*, defaults to 256), n_layer (`int`, *optional*, defaults to 6),
         n_head (`int`, *optional*, defaults to 8), n_inner (`int`, *optional*, defaults to 1024):

@@ -13,7 +13,7 @@ class MaiaLstmConfig(PreTrainedConfig):
     """Configuration of the original maia's LSTM baseline.
 
     Args:
-        vocab_size (`int`, *optional*, defaults to 273): size of the tokenizer's vocabulary.
+        vocab_size (`int`, *optional*, defaults to 276): size of the tokenizer's vocabulary.
         embedding_dim (`int`, *optional*, defaults to 4): token embedding width; the original maia used
             the fourth root of its ~150-word vocabulary.
         hidden_size (`int`, *optional*, defaults to 512): units of each LSTM layer.

@@ -54,7 +54,7 @@ class MaiaForCausalLM(GPT2LMHeadModel):
     >>> model = MaiaForCausalLM(MaiaConfig(n_layer=1, n_head=2, n_embd=16, n_inner=32, n_positions=64))
     >>> ids = torch.tensor([[2, 250, 43, 191, 131, 3]])
     >>> model(input_ids=ids, labels=ids).logits.shape
-    torch.Size([1, 6, 273])
+    torch.Size([1, 6, 276])
 
     ```
     """

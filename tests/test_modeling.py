@@ -34,9 +34,9 @@ class TestConfig:
 
     def test_maia_seed_parameter_count(self):
         n = sum(p.numel() for p in MaiaForCausalLM(MaiaConfig.from_preset("maia-seed")).parameters())
-        d, inner, vocab, positions = 256, 1024, 273, 512
+        d, inner, vocab, positions = 256, 1024, 276, 512  # the vocabulary with the 3 FIM tokens
         block = (d * 3 * d + 3 * d) + (d * d + d) + (d * inner + inner) + (inner * d + d) + 4 * d
-        assert n == 6 * block + vocab * d + positions * d + 2 * d == 4_940_032  # LM head tied to the embedding
+        assert n == 6 * block + vocab * d + positions * d + 2 * d == 4_940_800  # LM head tied to the embedding
 
 
 class TestAttentionImplementation:

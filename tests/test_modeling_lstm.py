@@ -20,8 +20,8 @@ def test_default_shape_is_the_original_baseline():
     model = MaiaLstmForCausalLM(MaiaLstmConfig())
     assert model.embed_tokens.embedding_dim == 4
     assert (model.lstm.num_layers, model.lstm.hidden_size) == (2, 512)
-    # 4-dim embeddings, two LSTM layers (4->512, 512->512) and the 512->273 output layer.
-    expected = 273 * 4 + 4 * 512 * (4 + 512 + 2) + 4 * 512 * (512 + 512 + 2) + 512 * 273 + 273
+    # 4-dim embeddings, two LSTM layers (4->512, 512->512) and the 512->276 output layer.
+    expected = 276 * 4 + 4 * 512 * (4 + 512 + 2) + 4 * 512 * (512 + 512 + 2) + 512 * 276 + 276
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
