@@ -354,6 +354,12 @@ class MaiaTokenizer(PreTrainedTokenizerFast):
             self.layout = VocabularyLayout(self)
         return len(missing)
 
+    def extends(self, other) -> bool:
+        """Whether every token of ``other``'s vocabulary has the same id here (this one may have more, such as
+        the fill-in-the-middle tokens): ids written with ``other`` mean the same with this tokenizer."""
+        vocab = self.get_vocab()
+        return all(vocab.get(token) == i for token, i in other.get_vocab().items())
+
     # ---- composers -----------------------------------------------------------------------
 
     @property

@@ -155,7 +155,8 @@ def load_evaluation_corpus(
 
     rng = np.random.default_rng(seed)
     corpus, _, corpus_tokenizer = load_corpus(data_dir)
-    if corpus_tokenizer is not None and corpus_tokenizer.get_vocab() != tokenizer.get_vocab():
+    # A model trained on with FIM windows has the corpus's vocabulary and three more tokens: its ids read the same.
+    if corpus_tokenizer is not None and not tokenizer.extends(corpus_tokenizer):
         raise MaiaInputError(
             f"the corpus {str(data_dir)!r} was built with another vocabulary than the model's tokenizer; "
             "evaluate on a corpus built with the model's tokenizer (maia data build --tokenizer MODEL_DIR)"

@@ -113,8 +113,7 @@ def _is_start_of(model_dir, tokenizer) -> bool:
     from transformers import AutoTokenizer
 
     try:
-        saved = AutoTokenizer.from_pretrained(model_dir).get_vocab()
+        saved = AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError):
         return False
-    vocab = tokenizer.get_vocab()
-    return all(vocab.get(token) == i for token, i in saved.items())
+    return tokenizer.extends(saved)

@@ -40,3 +40,13 @@ def test_the_evaluation_corpus(corpus, tokenizer):
     assert len(everything.references) == 14  # 7 pieces in 2 keys
     with pytest.raises(MaiaInputError, match="another vocabulary"):
         load_evaluation_corpus(corpus, MaiaTokenizer(composers=["bach"]), pieces=1, bars=2)
+
+
+def test_a_model_with_the_fim_tokens_reads_a_corpus_built_before_them():
+    """The corpus's ids mean the same with the three FIM tokens added after them; another order does not."""
+    from maia_hf import MaiaTokenizer
+
+    vocab = {t: i for t, i in MaiaTokenizer().get_vocab().items() if not t.startswith("<fim_")}
+    old = MaiaTokenizer(vocab=vocab)
+    assert MaiaTokenizer().extends(old) and not old.extends(MaiaTokenizer())
+    assert not MaiaTokenizer().extends(MaiaTokenizer(composers=["bach"]))
