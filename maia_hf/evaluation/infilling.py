@@ -4,7 +4,9 @@
 from a fixed seed) and scores the same middle words two ways: in prefix-suffix-middle order, where the model
 sees the suffix, and left to right after the same prefix, where it does not. A model that has learned to infill
 gives the middle fewer bits when it sees the suffix. The middle's closing ``<end>`` is not scored (left to right
-has no such token), so both figures count exactly the same targets.
+has no such token), so both figures count exactly the same targets. A third figure is the control: the same
+middle after another gap's suffix (moved to the same gap length), so the format is the same and only the
+suffix's music is wrong; a model that reads the suffix gives the true one fewer bits.
 """
 
 from __future__ import annotations
@@ -72,27 +74,44 @@ def infilling_nll(model, tokenizer, split, *, max_windows: int = 128, max_bars: 
 
     Returns:
         `dict`: ``gaps``, ``tokens`` (middle tokens scored, each way), ``bits_per_token_with_suffix``,
-        ``bits_per_token_prefix_only``, and ``saving`` (the share of bits the suffix saves).
+        ``bits_per_token_prefix_only``, ``bits_per_token_other_suffix`` (the control), ``saving`` (the share
+        of bits the suffix saves against the prefix alone) and ``saving_over_other_suffix``.
     """
     seq_len = getattr(model.config, "n_positions", None) or 512
     fim = FimTransform(tokenizer, rate=1.0, max_bars=max_bars, seq_len=seq_len, seed=seed)
     n = len(split)
     picks = range(n) if not max_windows or max_windows >= n else np.linspace(0, n - 1, max_windows).round().astype(int)
     columns = split.select([int(i) for i in picks])
-    psm_rows, l2r_rows = [], []
+    gaps = []
     for index, (ids, composer) in enumerate(zip(columns["input_ids"], columns["composer"], strict=True)):
         parts = fim.draw_gap(list(ids), np.random.default_rng([seed, index, 0x46494D]))
-        rows = None if parts is None else _rows(tokenizer, parts, composer, seq_len)
-        if rows is not None:
+        if parts is not None:
+            gaps.append((parts, composer))
+    psm_rows, l2r_rows, other_rows = [], [], []
+    for k, (parts, composer) in enumerate(gaps):
+        rows = _rows(tokenizer, parts, composer, seq_len)
+        other = _rows(tokenizer, _with_suffix_of(parts, gaps[(k + 7) % len(gaps)][0]), composer, seq_len)
+        if rows is not None and other is not None and other[0][other[1] :] == rows[0][rows[1] :]:
             psm_rows.append(rows[:2])
             l2r_rows.append(rows[2:])
+            other_rows.append(other[:2])
     with_suffix, tokens = _score(model, psm_rows, tokenizer.pad_token_id, batch_size)
     prefix_only, _ = _score(model, l2r_rows, tokenizer.pad_token_id, batch_size)
-    with_bits, without_bits = with_suffix / LN2 / max(tokens, 1), prefix_only / LN2 / max(tokens, 1)
+    wrong_suffix, _ = _score(model, other_rows, tokenizer.pad_token_id, batch_size)
+    bits = [nats / LN2 / max(tokens, 1) for nats in (with_suffix, prefix_only, wrong_suffix)]
     return {
         "gaps": len(psm_rows),
         "tokens": tokens,
-        "bits_per_token_with_suffix": with_bits,
-        "bits_per_token_prefix_only": without_bits,
-        "saving": 1 - with_bits / without_bits if without_bits else 0.0,
+        "bits_per_token_with_suffix": bits[0],
+        "bits_per_token_prefix_only": bits[1],
+        "bits_per_token_other_suffix": bits[2],
+        "saving": 1 - bits[0] / bits[1] if bits[1] else 0.0,
+        "saving_over_other_suffix": 1 - bits[0] / bits[2] if bits[2] else 0.0,
     }
+
+
+def _with_suffix_of(parts, other):
+    """``parts`` with ``other``'s suffix, moved so that it starts as far after this gap as after its own."""
+    shift = (parts.gap_end - parts.gap_start) - (other.gap_end - other.gap_start)
+    s = other.suffix
+    return parts._replace(suffix=NoteArray(s.pitch, s.start + shift, s.end + shift, s.velocity))

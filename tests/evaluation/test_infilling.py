@@ -20,8 +20,9 @@ def test_both_ways_score_the_same_middle_tokens():
     result = infilling_nll(model.eval(), tokenizer, split, max_windows=0)
     assert result["gaps"] == 6 and result["tokens"] > 0
     assert math.isfinite(result["bits_per_token_with_suffix"]) and math.isfinite(result["bits_per_token_prefix_only"])
-    # A random model gains nothing from the suffix: the two figures are close, the saving near zero.
-    assert abs(result["saving"]) < 0.05
+    # A random model gains nothing from the suffix: the figures are close, the savings near zero.
+    assert abs(result["saving"]) < 0.05 and abs(result["saving_over_other_suffix"]) < 0.05
+    assert math.isfinite(result["bits_per_token_other_suffix"])
 
 
 def test_the_rows_share_prefix_and_middle_and_only_one_sees_the_suffix():
