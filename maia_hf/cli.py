@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .generation import DEFAULT_MAX_NOTE_QUARTERS
+    from .commands import add_sampling_arguments
 
     parser = argparse.ArgumentParser(
         prog="maia",
@@ -75,19 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--bars", type=int, metavar="N", help="continue for N bars and stop at the bar line")
     length.add_argument("--max-new-tokens", type=int, metavar="T", help="continue for at most T tokens")
-    p.add_argument("--top-k", type=int, default=5, metavar="K", help="sample from the K likeliest words (default 5)")
-    p.add_argument("--temperature", type=float, default=1.0, metavar="X")
-    p.add_argument("--top-p", type=float, metavar="P")
     p.add_argument("--composer", help="composer token, e.g. mozart (default: the prompt's, else unknown)")
-    p.add_argument("--seed", type=int, metavar="S", help="make the output reproducible")
     p.add_argument("--num-return-sequences", type=int, default=1, metavar="M")
-    p.add_argument("--candidates", type=int, default=1, metavar="N", help=_CANDIDATES_HELP)
-    p.add_argument(
-        "--max-note-quarters", type=float, default=DEFAULT_MAX_NOTE_QUARTERS, metavar="Q",
-        help=f"longest note in quarter notes (default {DEFAULT_MAX_NOTE_QUARTERS:g}; 0: no limit)",
-    )  # fmt: skip
-    p.add_argument("--no-wav", action="store_true", help="skip the WAV rendering")
-    p.add_argument("--out", type=Path, required=True, help="output .mid (MusicXML, .txt, .png, .wav beside it)")
+    add_sampling_arguments(p, _CANDIDATES_HELP)
     p.set_defaults(handler=_generate)
 
     p = sub.add_parser("lacrimosa", help="continue Mozart's 8 bars of the Lacrimosa to the movement's 30 bars")
@@ -276,8 +266,7 @@ def _short(source: str, width: int = 48) -> str:
 
 
 def _generate(args) -> int:
-    from .compose import compose, default_model
-    from .errors import MaiaInputError
+    from .compose import compose
     from .generation.settings import check_generation_settings
 
     check_generation_settings(
@@ -285,19 +274,11 @@ def _generate(args) -> int:
         top_p=args.top_p, temperature=args.temperature, num_return_sequences=args.num_return_sequences,
         candidates=args.candidates, max_note_quarters=args.max_note_quarters or None, flags=True,
     )  # fmt: skip
-    try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MaiaInputError(
-            f"--out {str(args.out)!r}: cannot create its folder ({exc.strerror}); choose another"
-        ) from None
-    model = args.model or default_model()
-    if model is None:
-        raise MaiaInputError(
-            "maia_hf.DEFAULT_MODEL is missing from this installation; pass --model DIR (a saved model)"
-        )
+    from .commands import make_output_folder, model_or_default
+
+    make_output_folder(args.out)
     results = compose(
-        model, args.prompt, args.out, prompt_bars=args.prompt_bars, bars=args.bars,
+        model_or_default(args.model), args.prompt, args.out, prompt_bars=args.prompt_bars, bars=args.bars,
         max_new_tokens=args.max_new_tokens, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
         composer=args.composer, seed=args.seed, num_return_sequences=args.num_return_sequences,
         max_note_quarters=args.max_note_quarters or None, candidates=args.candidates, wav=not args.no_wav,
@@ -329,11 +310,10 @@ def _report_generation(result) -> None:
         f"({c.tokens_per_second:.0f} tokens/s); constraints changed the model's first choice "
         f"{c.interventions} times in {c.steps} steps"
     )
-    scores = ", ".join(f"{x:.3f}" for x in c.candidate_scores or [c.score])
-    kept = f"; kept candidate {c.chosen + 1} of {len(c.candidate_scores)}" if len(c.candidate_scores) > 1 else ""
-    print(f"  mean log-probability per new token (nats): {scores}{kept}")
-    for kind, path in result.files.items():
-        print(f"  {kind:<9} {path}" if kind != "wav_error" else f"  no WAV: {path}")
+    from .commands import print_candidates, print_files
+
+    print_candidates(c.candidate_scores, c.score, c.chosen)
+    print_files(result.files)
 
 
 def _lacrimosa(args) -> int:

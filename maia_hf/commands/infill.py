@@ -9,7 +9,8 @@ Example::
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from . import add_sampling_arguments, make_output_folder, model_or_default, print_candidates, print_files
 
 __all__ = ["register", "run_infill"]
 
@@ -18,8 +19,6 @@ _CANDIDATES_HELP = "sample N fillings as one batch and keep the one the model fi
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``infill`` to the ``maia`` command's subparsers."""
-    from ..generation import DEFAULT_MAX_NOTE_QUARTERS
-
     p = subparsers.add_parser(
         "infill",
         help="regenerate bars of a piece (--bars 9-12), or bridge two passages (--before, --after, --bars N)",
@@ -34,24 +33,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--after", metavar="FILE", help="the passage the bridge leads into")
     p.add_argument("--model", help="a saved maia model trained to infill (default: the model shipped with maia)")
     p.add_argument("--composer", help="composer token, e.g. mozart (default: the piece's, else unknown)")
-    p.add_argument("--top-k", type=int, default=5, metavar="K", help="sample from the K likeliest words (default 5)")
-    p.add_argument("--temperature", type=float, default=1.0, metavar="X")
-    p.add_argument("--top-p", type=float, metavar="P")
-    p.add_argument("--seed", type=int, metavar="S", help="make the output reproducible")
-    p.add_argument("--candidates", type=int, default=1, metavar="N", help=_CANDIDATES_HELP)
-    p.add_argument(
-        "--max-note-quarters", type=float, default=DEFAULT_MAX_NOTE_QUARTERS, metavar="Q",
-        help=f"longest note in quarter notes (default {DEFAULT_MAX_NOTE_QUARTERS:g}; 0: no limit)",
-    )  # fmt: skip
-    p.add_argument("--no-wav", action="store_true", help="skip the WAV rendering")
-    p.add_argument("--out", type=Path, required=True, help="output .mid (MusicXML, .txt, .png, .wav beside it)")
+    add_sampling_arguments(p, _CANDIDATES_HELP)
     p.set_defaults(handler=run_infill)
     return p
 
 
 def run_infill(args) -> int:
     """Fill the gaps, write every format, and report what the constraints and candidates did."""
-    from ..compose import default_model, infill
+    from ..compose import infill
     from ..errors import MaiaInputError
     from ..generation.settings import check_generation_settings
 
@@ -61,21 +50,11 @@ def run_infill(args) -> int:
     )  # fmt: skip
     if args.out.suffix.lower() not in (".mid", ".midi"):
         raise MaiaInputError(f"--out {str(args.out)!r}: give a .mid path (the other formats are written beside it)")
-    try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MaiaInputError(
-            f"--out {str(args.out)!r}: cannot create its folder ({exc.strerror}); choose another"
-        ) from None
-    model = args.model or default_model()
-    if model is None:
-        raise MaiaInputError(
-            "maia_hf.DEFAULT_MODEL is missing from this installation; pass --model DIR (a saved model)"
-        )
+    make_output_folder(args.out)
     result = infill(
-        model, args.piece, args.out, bars=args.bars, before=args.before, after=args.after, composer=args.composer,
-        top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, seed=args.seed, candidates=args.candidates,
-        max_note_quarters=args.max_note_quarters or None, wav=not args.no_wav,
+        model_or_default(args.model), args.piece, args.out, bars=args.bars, before=args.before, after=args.after,
+        composer=args.composer, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, seed=args.seed,
+        candidates=args.candidates, max_note_quarters=args.max_note_quarters or None, wav=not args.no_wav,
     )  # fmt: skip
     for filled in result.infills:
         print(
@@ -83,13 +62,6 @@ def run_infill(args) -> int:
             f"{filled.seconds:.1f} s; constraints changed the model's first choice {filled.interventions} times in "
             f"{filled.steps} steps"
         )
-        scores = ", ".join(f"{x:.3f}" for x in filled.candidate_scores or [filled.score])
-        kept = (
-            f"; kept candidate {filled.chosen + 1} of {len(filled.candidate_scores)}"
-            if len(filled.candidate_scores) > 1
-            else ""
-        )
-        print(f"  mean log-probability per new token (nats): {scores}{kept}")
-    for kind, path in result.files.items():
-        print(f"  {kind:<9} {path}" if kind != "wav_error" else f"  no WAV: {path}")
+        print_candidates(filled.candidate_scores, filled.score, filled.chosen)
+    print_files(result.files)
     return 0
