@@ -14,7 +14,14 @@ mkdir -p .gpu
 rm -rf .gpu/piano-midi-de && cp -r ../shared/corpora/piano-midi-de .gpu/piano-midi-de
 version() { .venv/bin/python -m pip show "$1" | awk '/^Version/ {print $2}'; }
 wheels=()
-for name in datasets dill multiprocess music21 chardet jsonpickle more-itertools webcolors symusic platformdirs pySmartDL; do
+names=(datasets dill multiprocess music21 chardet jsonpickle more-itertools webcolors symusic platformdirs pySmartDL)
+# The device's transformers was 5.17 when last seen, older than maia's pin. With WITH_TRANSFORMERS=1 its wheel
+# travels too (about 12 MB: the 64 MiB limit of a call then leaves no room for music21's 20 MB wheel, so
+# also set WITHOUT_MUSIC21=1 and train on piano-midi.de alone).
+[ "${WITH_TRANSFORMERS:-0}" = 1 ] && names+=(transformers)
+[ "${WITHOUT_MUSIC21:-0}" = 1 ] && names=("${names[@]/music21}")
+for name in "${names[@]}"; do
+    [ -n "$name" ] || continue
     wheels+=("$name==$(version "$name")")
 done
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
