@@ -91,17 +91,19 @@ def bar_span(piece: Piece, start_bar: int, end_bar: int, steps_per_quarter: int 
     return lines[start_bar - 1], lines[end_bar]
 
 
-def _window(prefix, suffix, middle, left: int, limit: int) -> tuple[list[int], list[int], list[int], int]:
-    """What of prefix, suffix and the middle so far fits ``limit`` positions, and how many tokens to sample."""
-    if _FRAME + len(prefix) + len(suffix) + len(middle) + left <= limit:
-        return prefix, suffix, middle, left
+def _window(prefix: list[int], suffix: list[int], written: int, left: int, limit: int):
+    """What fits ``limit`` positions: the prefix's end, the suffix's start, how many of the ``written`` middle
+    tokens stay in view, and how many tokens to sample next."""
+    if _FRAME + len(prefix) + len(suffix) + written + left <= limit:
+        return prefix, suffix, written, left
     chunk = min(left, max(limit // 4, 1))
     room = max(limit - chunk - _FRAME, 0)
-    middle = middle[len(middle) - min(len(middle), room // 2) :]
-    room -= len(middle)
+    kept = min(written, room // 2)
+    room -= kept
     keep_suffix = min(len(suffix), max(room // 2, room - len(prefix)))
     keep_prefix = min(len(prefix), room - keep_suffix)
-    return prefix[len(prefix) - keep_prefix :], suffix[:keep_suffix], middle, chunk
+    kept = min(written, limit - chunk - _FRAME - keep_prefix - keep_suffix)  # the middle takes what is left
+    return prefix[len(prefix) - keep_prefix :], suffix[:keep_suffix], kept, chunk
 
 
 def _fim_sampler(head, prefix, suffix, fim):
@@ -122,8 +124,7 @@ def _fim_sampler(head, prefix, suffix, fim):
         finished = torch.zeros(num_sequences, dtype=torch.bool, device=device)
         new = torch.zeros(num_sequences, 0, dtype=torch.long, device=device)
         while new.shape[1] < max_new_tokens:
-            p, s, _, chunk = _window(prefix, suffix, [0] * new.shape[1], max_new_tokens - new.shape[1], limit)
-            kept = min(new.shape[1], limit - _FRAME - len(p) - len(s) - chunk)
+            p, s, kept, chunk = _window(prefix, suffix, new.shape[1], max_new_tokens - new.shape[1], limit)
             frame = [*head, fim[0], *p, fim[1], *s, fim[2]]
             context = torch.cat(
                 [torch.tensor([frame] * num_sequences, device=device), new[:, new.shape[1] - kept :]], 1
