@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import MaiaInputError
 from ..notes import NoteArray
 
-__all__ = ["FimParts", "FimTransform", "fim_ids", "split_at_gap", "waits_ids"]
+__all__ = ["FimParts", "FimTransform", "fim_ids", "fim_passages", "split_at_gap", "waits_ids"]
 
 # A bar of 4/4 at 12 steps per quarter: the bar length the training transform assumes, since a window does
 # not record where the piece's bar lines fall.
@@ -130,17 +130,26 @@ def fim_ids(tokenizer, parts: FimParts, composer: str | None = None, with_middle
             "this tokenizer has no fill-in-the-middle tokens; call tokenizer.add_fim_tokens() and train the model "
             "with fim_rate > 0 (or use a model trained to infill)"
         )
-    gap = parts.gap_end - parts.gap_start
-    prefix_start = int(parts.prefix.start.min()) if len(parts.prefix) else parts.gap_start
-    prefix = NoteArray(parts.prefix.pitch, parts.prefix.start - prefix_start, parts.prefix.end - prefix_start,
-                       parts.prefix.velocity)  # fmt: skip
-    ids = [tokenizer.bos_token_id, tokenizer.composer_token_id(composer), layout.fim_prefix]
-    ids += _passage(tokenizer, prefix, until=parts.gap_start - prefix_start)
-    ids += [layout.fim_suffix, *(_passage(tokenizer, parts.suffix) if len(parts.suffix) else waits_ids(tokenizer, gap))]
-    ids.append(layout.fim_middle)
+    prefix, suffix, middle = fim_passages(tokenizer, parts)
+    ids = [tokenizer.bos_token_id, tokenizer.composer_token_id(composer), layout.fim_prefix, *prefix]
+    ids += [layout.fim_suffix, *suffix, layout.fim_middle]
     if with_middle:
-        ids += _passage(tokenizer, parts.middle, until=gap) + [tokenizer.eos_token_id]
+        ids += [*middle, tokenizer.eos_token_id]
     return ids
+
+
+def fim_passages(tokenizer, parts: FimParts) -> tuple[list[int], list[int], list[int]]:
+    """The word ids of the three passages, as the format writes them (without sentinels or ``<end>``):
+    the prefix from its first note to the gap, the suffix from the gap's start, the middle filling the gap."""
+    gap = parts.gap_end - parts.gap_start
+    start = int(parts.prefix.start.min()) if len(parts.prefix) else parts.gap_start
+    prefix = NoteArray(parts.prefix.pitch, parts.prefix.start - start, parts.prefix.end - start, parts.prefix.velocity)
+    suffix = _passage(tokenizer, parts.suffix) if len(parts.suffix) else waits_ids(tokenizer, gap)
+    return (
+        _passage(tokenizer, prefix, until=parts.gap_start - start),
+        suffix,
+        _passage(tokenizer, parts.middle, until=gap),
+    )
 
 
 class FimTransform:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.fim import FimTransform, _passage, waits_ids
+from ..data.fim import FimTransform, fim_passages
 from ..notes import NoteArray
 from .likelihood import LN2, nll_sums
 
@@ -23,13 +23,7 @@ __all__ = ["infilling_nll"]
 def _rows(tokenizer, parts, composer: str | None, seq_len: int) -> tuple[list[int], int, list[int], int] | None:
     """(prefix-suffix-middle ids, first middle position, left-to-right ids, first middle position)."""
     layout = tokenizer.layout
-    gap = parts.gap_end - parts.gap_start
-    start = int(parts.prefix.start.min()) if len(parts.prefix) else parts.gap_start
-    prefix_notes = NoteArray(parts.prefix.pitch, parts.prefix.start - start, parts.prefix.end - start,
-                             parts.prefix.velocity)  # fmt: skip
-    prefix = _passage(tokenizer, prefix_notes, until=parts.gap_start - start)
-    suffix = _passage(tokenizer, parts.suffix) if len(parts.suffix) else waits_ids(tokenizer, gap)
-    middle = _passage(tokenizer, parts.middle, until=gap)
+    prefix, suffix, middle = fim_passages(tokenizer, parts)
     head = [tokenizer.bos_token_id, tokenizer.composer_token_id(composer)]
     over = len(head) + 3 + len(prefix) + len(suffix) + len(middle) - seq_len
     if over > 0:  # as in training: the prefix's start goes first, then the suffix's end

@@ -153,7 +153,7 @@ def _fill(model, tokenizer, piece: Piece, gap: tuple[int, int], bars: tuple[int,
     """Sample the middle of ``gap`` in ``piece`` and splice it back (the work of both public functions)."""
     import torch
 
-    from ..data.fim import fim_ids, split_at_gap
+    from ..data.fim import fim_passages, split_at_gap
     from .logits_process import NotewiseConstraintProcessor
     from .ranking import sample_best_of
     from .streamers import NoteStreamer
@@ -167,9 +167,8 @@ def _fill(model, tokenizer, piece: Piece, gap: tuple[int, int], bars: tuple[int,
     spq = tokenizer.codec.config.steps_per_quarter
     start, end = gap
     parts = split_at_gap(piece.notes, start, end)
-    context = fim_ids(tokenizer, parts, options["composer"] or piece.composer, with_middle=False)
-    p0, s0, m0 = context.index(layout.fim_prefix), context.index(layout.fim_suffix), context.index(layout.fim_middle)
-    head, prefix, suffix = context[:p0], context[p0 + 1 : s0], context[s0 + 1 : m0]
+    head = [tokenizer.bos_token_id, tokenizer.composer_token_id(options["composer"] or piece.composer)]
+    prefix, suffix, _ = fim_passages(tokenizer, parts)
     n_bars = bars[1] - bars[0] + 1
     budget = options["max_new_tokens"] or TOKENS_PER_BAR * n_bars
     longest = max_note_steps(options["max_note_quarters"], spq)
