@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import add_sampling_arguments
+    from .commands import add_guidance_arguments, add_sampling_arguments
+    from .compose import LACRIMOSA_GRID, LACRIMOSA_KEY_GUIDANCE
 
     parser = argparse.ArgumentParser(
         prog="maia",
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("lacrimosa"), help="output folder (default ./lacrimosa)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--candidates", type=int, default=1, metavar="N", help=_CANDIDATES_HELP)
+    add_guidance_arguments(p, LACRIMOSA_GRID, LACRIMOSA_KEY_GUIDANCE)
     p.add_argument("--no-wav", action="store_true", help="skip the WAV rendering")
     p.set_defaults(handler=_lacrimosa)
 
@@ -272,7 +274,8 @@ def _generate(args) -> int:
     check_generation_settings(
         bars=args.bars, max_new_tokens=args.max_new_tokens, prompt_bars=args.prompt_bars, top_k=args.top_k,
         top_p=args.top_p, temperature=args.temperature, num_return_sequences=args.num_return_sequences,
-        candidates=args.candidates, max_note_quarters=args.max_note_quarters or None, flags=True,
+        candidates=args.candidates, max_note_quarters=args.max_note_quarters or None, grid=args.grid,
+        key_guidance=args.key_guidance, flags=True,
     )  # fmt: skip
     from .commands import make_output_folder, model_or_default
 
@@ -282,6 +285,7 @@ def _generate(args) -> int:
         max_new_tokens=args.max_new_tokens, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
         composer=args.composer, seed=args.seed, num_return_sequences=args.num_return_sequences,
         max_note_quarters=args.max_note_quarters or None, candidates=args.candidates, wav=not args.no_wav,
+        grid=args.grid, key_guidance=args.key_guidance,
     )  # fmt: skip
     for result in results:
         _report_generation(result)
@@ -318,15 +322,23 @@ def _report_generation(result) -> None:
 
 def _lacrimosa(args) -> int:
     from .compose import complete_lacrimosa, default_model
+    from .generation.guidance import check_guidance
     from .generation.settings import check_candidates
 
     check_candidates(args.candidates, flags=True)
+    check_guidance(args.grid, args.key_guidance, flags=True)
     model = args.model or default_model()
     if model is None:
         return _lacrimosa_prompt_only(args.out)
-    result = complete_lacrimosa(model, args.out, seed=args.seed, candidates=args.candidates, wav=not args.no_wav)
+    result = complete_lacrimosa(model, args.out, seed=args.seed, candidates=args.candidates, wav=not args.no_wav,
+                                grid=args.grid, key_guidance=args.key_guidance)  # fmt: skip
     bars = len(result.continuation.piece.bar_lines()) - 1
     print(f"Lacrimosa: Mozart's 8 bars continued by {model} to {bars} bars of 12/8.")
+    c = result.continuation
+    grid = f"every onset on a {c.grid_steps}-step grid (Mozart's)" if c.grid_steps else "onsets free"
+    key = f"key guidance {c.key_guidance:g}" if c.key_guidance else "no key guidance"
+    print(f"guidance: {grid}, {key}" + ("" if c.grid_steps is None and not c.key_guidance else
+                                        " (the model alone: --grid off --key-guidance 0)"))  # fmt: skip
     _report_generation(result)
     from .compose import lacrimosa_fidelity
 

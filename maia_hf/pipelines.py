@@ -135,7 +135,9 @@ class MusicGenerationPipeline(Pipeline):
     arguments: ``composer`` (any spelling ``maia generate --composer`` takes), ``prompt_bars`` (keep the
     prompt's first bars), ``bars`` (continue for that many bars and stop at the bar line),
     ``max_note_quarters`` (longest note), ``constrained`` (default True), ``seed``, ``candidates`` (sample
-    N continuations as one batch, return the likeliest; default 1), and the sampling
+    N continuations as one batch, return the likeliest; default 1), ``grid`` (``"auto"``: keep the prompt's
+    rhythmic grid, or a number of steps) and ``key_guidance`` (lean toward the prompt's pitch classes with
+    this strength; :mod:`~maia_hf.generation.guidance`), and the sampling
     arguments of ``generate()``: ``max_new_tokens`` (default 256, or 160 a bar with ``bars``),
     ``do_sample`` (default True), ``top_k`` (default 5), ``top_p``, ``temperature``,
     ``num_return_sequences``. Returns ``{"notewise": continuation words, "midi": MIDI bytes of the
@@ -167,7 +169,8 @@ class MusicGenerationPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = True
-    _OPTIONS = ("composer", "bars", "constrained", "max_note_quarters", "seed", "candidates", "infill", "bridge_to")
+    _OPTIONS = ("composer", "bars", "constrained", "max_note_quarters", "seed", "candidates", "infill", "bridge_to",
+                "grid", "key_guidance")  # fmt: skip
 
     def _sanitize_parameters(self, prompt_bars=None, **kwargs):
         preprocess = {} if prompt_bars is None else {"prompt_bars": prompt_bars}

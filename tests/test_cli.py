@@ -126,6 +126,33 @@ def test_candidates_below_one_is_refused_before_the_model_loads(tmp_path, capsys
 
 
 @pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--grid", "5"],
+            "--grid must be 'auto', 'off' or a number of steps that divides 48 (6 is an eighth note), got 5",
+        ),
+        (
+            ["--grid", "often"],
+            "--grid must be 'auto', 'off' or a number of steps that divides 48 (6 is an eighth note), got 'often'",
+        ),
+        (
+            ["--key-guidance", "-1"],
+            "--key-guidance must be a number from 0 (off) to 10 (1 weighs the model and the "
+            "prompt's pitch classes alike), got -1.0",
+        ),
+    ],
+    ids=["grid-not-dividing-a-bar", "grid-word", "negative-key-guidance"],
+)
+def test_bad_guidance_is_refused_before_the_model_loads(tmp_path, capsys, flags, message):
+    for command in ("generate", "lacrimosa", "infill"):
+        args = [command, "--model", str(tmp_path / "nowhere"), *flags, "--out", str(tmp_path / "out.mid")]
+        args += ["piece.mid", "--bars", "2-3"] if command == "infill" else []
+        assert main(args) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [f"maia {command}: error: {message}"]
+
+
+@pytest.mark.parametrize(
     ("setup", "out_name", "message"),
     [
         ("midi-as-text", "back.mid", "is a MIDI file, not notewise text; `maia tokenize` reads it"),

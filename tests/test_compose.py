@@ -82,6 +82,17 @@ def test_lacrimosa_continues_to_thirty_bars(model_dir, tmp_path, capsys, candida
     printed = capsys.readouterr().out
     assert "to 30 bars of 12/8" in printed
     assert ("kept candidate" in printed) == (candidates == "2")
+    # By default every new onset keeps Mozart's eighth-note grid (6 steps, 240 ticks at 480 a quarter).
+    assert "guidance: every onset on a 6-step grid (Mozart's), key guidance 1" in printed
+    assert all(n.time % 240 == 0 for t in score.tracks for n in t.notes)
+
+
+def test_lacrimosa_without_guidance_is_the_model_alone(model_dir, tmp_path, capsys):
+    args = ["lacrimosa", "--model", str(model_dir), "--out", str(tmp_path), "--no-wav", "--grid", "off"]
+    assert main([*args, "--key-guidance", "0"]) == 0
+    assert "guidance: onsets free, no key guidance\n" in capsys.readouterr().out
+    score = symusic.Score(str(tmp_path / "lacrimosa.mid"))
+    assert any(n.time % 240 for t in score.tracks for n in t.notes)  # the model alone leaves the grid
 
 
 def test_generate_reports_every_candidates_score_and_the_kept_one(model_dir, tmp_path, capsys):

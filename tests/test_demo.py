@@ -111,6 +111,16 @@ def test_best_of_n_lists_every_candidate_score(loaded, folder, two_hands):
     assert len(scores) == 3 and all(float(score) < 0 for score in scores)
 
 
+def test_grid_control_keeps_every_new_onset_on_the_grid(loaded, folder, two_hands):
+    codec = loaded.tokenizer.codec
+    piece = read_demo_prompt(UPLOAD, two_hands, folder, loaded.tokenizer, DemoLimits())
+    onsets = []
+    for grid in (None, 12):
+        result = continue_request(loaded, piece, 2, Sampling(seed=0, grid=grid, key_guidance=1.0), folder, DemoLimits())
+        onsets.append(codec.decode(codec.words_to_indices(result.words.split())).notes.start)  # from the bar line
+    assert (onsets[0] % 12).any() and len(onsets[1]) and not (onsets[1] % 12).any()
+
+
 def test_upload_is_copied_under_a_fixed_name(folder, tmp_path):
     source = tmp_path / "..weird; name$.MID"
     source.write_bytes(b"MThd")

@@ -118,6 +118,16 @@ class TestMusicGeneration:
         with pytest.raises(MaiaInputError, match="candidates must be a whole number >= 1"):
             music(PROMPT, max_new_tokens=5, candidates=0)
 
+    def test_grid_and_key_guidance_reach_the_sampler(self, music, tokenizer):
+        def onsets(out):
+            return tokenizer.codec.decode(tokenizer.codec.words_to_indices(out["notewise"].split())).notes.start
+
+        free = music(PROMPT, max_new_tokens=150, seed=4)
+        gridded = music(PROMPT, max_new_tokens=150, seed=4, grid=12)
+        assert (onsets(free) % 12).any() and not (onsets(gridded) % 12).any()
+        with pytest.raises(MaiaInputError, match="key guidance leans toward the prompt's pitch classes"):
+            music("", max_new_tokens=5, key_guidance=1.0)
+
     def test_composer_in_any_spelling(self, music):
         outs = [music(PROMPT, composer=c, max_new_tokens=30, do_sample=False)["notewise"] for c in ("Chopin", "chopin")]
         assert outs[0] == outs[1]

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["add_sampling_arguments", "make_output_folder", "model_or_default", "print_candidates", "print_files"]
+__all__ = [
+    "add_guidance_arguments",
+    "add_sampling_arguments",
+    "make_output_folder",
+    "model_or_default",
+    "print_candidates",
+    "print_files",
+]
 
 
 def add_sampling_arguments(p, candidates_help: str) -> None:
@@ -24,8 +31,25 @@ def add_sampling_arguments(p, candidates_help: str) -> None:
         "--max-note-quarters", type=float, default=DEFAULT_MAX_NOTE_QUARTERS, metavar="Q",
         help=f"longest note in quarter notes (default {DEFAULT_MAX_NOTE_QUARTERS:g}; 0: no limit)",
     )  # fmt: skip
+    add_guidance_arguments(p)
     p.add_argument("--no-wav", action="store_true", help="skip the WAV rendering")
     p.add_argument("--out", type=Path, required=True, help="output .mid (MusicXML, .txt, .png, .wav beside it)")
+
+
+def add_guidance_arguments(p, grid: str = "off", key_guidance: float = 0.0) -> None:
+    """``--grid`` and ``--key-guidance`` (:mod:`maia_hf.generation.guidance`), with these defaults."""
+    from ..generation.guidance import parse_grid
+
+    p.add_argument(
+        "--grid", type=parse_grid, default=parse_grid(grid), metavar="auto|off|STEPS",
+        help="keep every new onset on a rhythmic grid: auto (the one the music given keeps, e.g. eighth notes), "
+        f"a number of steps (6: eighths at 12 a quarter) or off (default {grid})",
+    )  # fmt: skip
+    p.add_argument(
+        "--key-guidance", type=float, default=key_guidance, metavar="X",
+        help="lean toward the pitch classes of the music given with strength X: 0 off, 1 model and music alike "
+        f"(default {key_guidance:g})",
+    )  # fmt: skip
 
 
 def make_output_folder(out: Path) -> None:

@@ -46,7 +46,7 @@ def run_infill(args) -> int:
 
     check_generation_settings(
         top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, candidates=args.candidates,
-        max_note_quarters=args.max_note_quarters or None, flags=True,
+        max_note_quarters=args.max_note_quarters or None, grid=args.grid, key_guidance=args.key_guidance, flags=True,
     )  # fmt: skip
     if args.out.suffix.lower() not in (".mid", ".midi"):
         raise MaiaInputError(f"--out {str(args.out)!r}: give a .mid path (the other formats are written beside it)")
@@ -55,6 +55,7 @@ def run_infill(args) -> int:
         model_or_default(args.model), args.piece, args.out, bars=args.bars, before=args.before, after=args.after,
         composer=args.composer, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, seed=args.seed,
         candidates=args.candidates, max_note_quarters=args.max_note_quarters or None, wav=not args.no_wav,
+        grid=args.grid, key_guidance=args.key_guidance,
     )  # fmt: skip
     for filled in result.infills:
         print(

@@ -132,7 +132,11 @@ def _sampling_controls(gr, loaded: LoadedModel, limits: DemoLimits) -> list:
             gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature"),
             gr.Number(value=0, precision=0, label="seed", info="empty: a new piece each time"),
             gr.Slider(1, limits.max_candidates, value=1, step=1, label="candidates", info="best of N"),
-        ]
+            gr.Checkbox(value=False, label="keep the rhythmic grid",
+                        info="every new note starts on the grid the music given keeps (e.g. eighth notes)"),
+            gr.Slider(0.0, 3.0, value=0.0, step=0.25, label="key guidance",
+                      info="lean toward the pitch classes of the music given (0: off)"),
+        ]  # fmt: skip
 
 
 def _output_panel(gr, tab: str) -> list:
@@ -146,10 +150,11 @@ def _output_panel(gr, tab: str) -> list:
     ]
 
 
-def _sampling(composer, top_k, temperature, seed, candidates) -> Sampling:
+def _sampling(composer, top_k, temperature, seed, candidates, grid=False, key_guidance=0.0) -> Sampling:
     return Sampling(
         composer=None if composer in (None, "", THE_PROMPTS_COMPOSER) else composer, top_k=int(top_k),
         temperature=float(temperature), seed=None if seed in (None, "") else int(seed), candidates=int(candidates),
+        grid="auto" if grid else None, key_guidance=float(key_guidance or 0.0),
     )  # fmt: skip
 
 

@@ -90,6 +90,8 @@ class Sampling:
     temperature: float = 1.0
     seed: int | None = None
     candidates: int = 1
+    grid: str | int | None = None
+    key_guidance: float = 0.0
 
 
 @dataclass
@@ -205,7 +207,8 @@ def continue_request(loaded: LoadedModel, piece: Piece, bars: int, sampling: Sam
             (result,) = continue_piece(
                 loaded.model, tokenizer, piece, composer=sampling.composer, bars=bars, top_k=sampling.top_k,
                 temperature=sampling.temperature, seed=sampling.seed, candidates=sampling.candidates,
-                progress=False, on_note=lambda *note: streamed.append(note),
+                grid=sampling.grid, key_guidance=sampling.key_guidance, progress=False,
+                on_note=lambda *note: streamed.append(note),
             )  # fmt: skip
         except GenerationTimeout:
             result = None
@@ -260,7 +263,8 @@ def infill_request(loaded: LoadedModel, piece: Piece, start_bar: int, end_bar: i
             (result,) = infill_piece(
                 loaded.model, loaded.tokenizer, piece, start_bar, end_bar, composer=sampling.composer,
                 top_k=sampling.top_k, temperature=sampling.temperature, seed=sampling.seed,
-                candidates=sampling.candidates, progress=False,
+                candidates=sampling.candidates, grid=sampling.grid, key_guidance=sampling.key_guidance,
+                progress=False,
             )  # fmt: skip
         except GenerationTimeout:
             raise MaiaInputError(

@@ -4,7 +4,9 @@ Modules, in the order music flows through them:
 
 - ``prompts``: :func:`read_prompt`, the one reader of prompts (files, corpus names, notewise text, MIDI bytes).
 - ``logits_process``: :class:`NotewiseConstraintProcessor`, the rules that keep sampled text well-formed,
-  :class:`SequenceLogProbability`, the unconstrained model's score of what was drawn, and the sampling warpers.
+  :class:`SequenceLogProbability`, the unconstrained model's score of what was drawn, :class:`PitchClassGuidance`
+  (a lean toward the prompt's key) and the sampling warpers.
+- ``guidance``: :func:`prompt_grid` and :func:`resolve_guidance`, the key and onset grid a prompt keeps.
 - ``decoding``: :func:`sample` (the loop of ``generate(do_sample=True)``, lean), the lean GPT-2 decoder
   behind it and :func:`sample_with_sliding_window`, which lets any model write any length.
 - ``ranking``: :func:`sample_best_of`, N candidates decoded as one batch, the likeliest kept.
@@ -35,6 +37,9 @@ _LAZY = {
     "infill_between": "infill",
     "infill_piece": "infill",
     "NotewiseConstraintProcessor": "logits_process",
+    "PitchClassGuidance": "logits_process",
+    "prompt_grid": "guidance",
+    "resolve_guidance": "guidance",
     "SequenceLogProbability": "logits_process",
     "sampling_warpers": "logits_process",
     "LeanGPT2Decoder": "decoding",

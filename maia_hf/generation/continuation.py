@@ -50,6 +50,8 @@ class Continuation:
             logits, before the constraints and the warpers), over the tokens up to and including ``<end>``.
         candidate_scores (`list[float]`): the score of every candidate sampled with it (``candidates=N``),
             in sampling order; chosen (`int`): the index of this one among them (the highest score).
+        grid_steps (`int`, *optional*): the onset grid the continuation kept (``grid=``), None if free;
+            key_guidance (`float`): the key guidance's strength (0: none).
         interrupted (`bool`): sampling was stopped by Ctrl-C (``keep_interrupted=True``): the continuation is
             what was sampled until then, its sounding notes closed at its last step.
 
@@ -84,6 +86,8 @@ class Continuation:
     score: float = 0.0
     candidate_scores: list[float] = field(default_factory=list)
     chosen: int = 0
+    grid_steps: int | None = None
+    key_guidance: float = 0.0
     interrupted: bool = False
 
     @property
@@ -293,6 +297,8 @@ def continue_piece(
     on_note=None,
     candidates: int = 1,
     keep_interrupted: bool = False,
+    grid: int | str | None = None,
+    key_guidance: float = 0.0,
 ) -> list[Continuation]:
     """Continue a prompt (or start from nothing) with top-k sampling under the notewise constraints.
 
@@ -324,17 +330,24 @@ def continue_piece(
         keep_interrupted (`bool`, *optional*, defaults to `False`): on Ctrl-C, return what was sampled so far
             (the last continuation flagged :attr:`Continuation.interrupted`, none after it) instead of raising
             `KeyboardInterrupt` (`GenerationInterrupted`).
+        grid (`int` or `str`, *optional*): keep every new onset on a grid: ``"auto"`` the one the prompt keeps
+            (:func:`~maia_hf.generation.prompt_grid`; free if it keeps none), a number of steps (6: eighth
+            notes at 12 steps a quarter), None or ``"off"`` free. Needs ``constrained``.
+        key_guidance (`float`, *optional*, defaults to 0): lean toward the prompt's pitch classes with this
+            strength (:class:`~maia_hf.generation.PitchClassGuidance`; 0 off, 1 model and prompt alike).
+            :attr:`Continuation.score` stays the unguided model's.
 
     Returns:
         `list[Continuation]`, one per returned sequence.
     """
-    from .logits_process import NotewiseConstraintProcessor
+    from .guidance import resolve_guidance
+    from .logits_process import NotewiseConstraintProcessor, PitchClassGuidance
     from .streamers import NoteStreamer
 
     check_generation_settings(
         bars=bars, max_new_tokens=max_new_tokens, top_k=top_k, top_p=top_p,
         temperature=temperature if do_sample else None, num_return_sequences=num_return_sequences,
-        candidates=candidates, max_note_quarters=max_note_quarters,
+        candidates=candidates, max_note_quarters=max_note_quarters, grid=grid, key_guidance=key_guidance,
     )  # fmt: skip
     spq = tokenizer.codec.config.steps_per_quarter
     prompt = prompt if prompt is not None else Piece(NoteArray.empty())
@@ -344,17 +357,24 @@ def continue_piece(
     longest = max_note_steps(max_note_quarters, spq)
     history = prompt_ids(tokenizer, prompt, composer or prompt.composer, end_step=start)
     bar_lines = prompt.bar_lines(spq, until=(end_step or start) + 1)
+    grid_steps, profile = resolve_guidance(prompt, grid, key_guidance, spq)
+    guidance = [PitchClassGuidance(tokenizer, profile, key_guidance)] if profile is not None else None
     sampled, interrupted = _sample_sequences(
         model, tokenizer, history, budget, num_return_sequences, seed=seed, constrained=constrained,
-        make_constraints=lambda: NotewiseConstraintProcessor(tokenizer, budget, max_polyphony, end_step, longest),
+        make_constraints=lambda: NotewiseConstraintProcessor(
+            tokenizer, budget, max_polyphony, end_step, longest, grid_steps=grid_steps, grid_origin=start
+        ),
         settings={"do_sample": do_sample, "top_k": top_k, "top_p": top_p, "temperature": temperature},
-        candidates=candidates, keep_interrupted=keep_interrupted,
+        candidates=candidates, keep_interrupted=keep_interrupted, logits_processor=guidance,
         make_streamer=lambda index: NoteStreamer(
             tokenizer, on_note=on_note if index == 0 and candidates == 1 else None, bar_lines=bar_lines,
             start_step=start, progress=progress,
         ),
     )  # fmt: skip
     continuations = [_to_continuation(tokenizer, prompt, start, s) for s in sampled]
+    for c in continuations:
+        c.grid_steps = grid_steps if constrained else None
+        c.key_guidance = float(key_guidance or 0.0)
     continuations[-1].interrupted = interrupted
     return continuations
 

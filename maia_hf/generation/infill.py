@@ -154,7 +154,8 @@ def _fill(model, tokenizer, piece: Piece, gap: tuple[int, int], bars: tuple[int,
     import torch
 
     from ..data.fim import fim_passages, split_at_gap
-    from .logits_process import NotewiseConstraintProcessor
+    from .guidance import resolve_guidance
+    from .logits_process import NotewiseConstraintProcessor, PitchClassGuidance
     from .ranking import sample_best_of
     from .streamers import NoteStreamer
 
@@ -172,6 +173,11 @@ def _fill(model, tokenizer, piece: Piece, gap: tuple[int, int], bars: tuple[int,
     n_bars = bars[1] - bars[0] + 1
     budget = options["max_new_tokens"] or TOKENS_PER_BAR * n_bars
     longest = max_note_steps(options["max_note_quarters"], spq)
+    # The grid and the key are the music's around the gap (the gap starts on a bar line: the grid's origin).
+    around = piece.notes.take((piece.notes.start < start) | (piece.notes.start >= end))
+    grid_steps, profile = resolve_guidance(Piece(around, piece.tempos, piece.time_signatures), options["grid"],
+                                           options["key_guidance"], spq)  # fmt: skip
+    guidance = [PitchClassGuidance(tokenizer, profile, options["key_guidance"])] if profile is not None else None
     sampler = _fim_sampler(head, prefix, suffix, (layout.fim_prefix, layout.fim_suffix, layout.fim_middle))
     settings = {key: options[key] for key in ("do_sample", "top_k", "top_p", "temperature")}
     settings.update(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -179,11 +185,12 @@ def _fill(model, tokenizer, piece: Piece, gap: tuple[int, int], bars: tuple[int,
         torch.manual_seed(options["seed"])
     results = []
     for _ in range(options["num_return_sequences"]):
-        constraints = NotewiseConstraintProcessor(tokenizer, budget, options["max_polyphony"], end - start, longest)
+        constraints = NotewiseConstraintProcessor(tokenizer, budget, options["max_polyphony"], end - start, longest,
+                                                  grid_steps=grid_steps)  # fmt: skip
         streamer = NoteStreamer(tokenizer, bar_lines=[b - start for b in piece.bar_lines(spq, until=end)
                                                       if start <= b <= end], progress=options["progress"])  # fmt: skip
-        sampled = sample_best_of(model, head, budget, options["candidates"], constraints, streamer, sampler=sampler,
-                                 **settings)  # fmt: skip
+        sampled = sample_best_of(model, head, budget, options["candidates"], constraints, streamer, guidance,
+                                 sampler=sampler, **settings)  # fmt: skip
         streamer.end()
         results.append(_splice(tokenizer, piece, parts, sampled, bars))
     return results
@@ -214,7 +221,7 @@ def _options(**options) -> dict:
         max_new_tokens=options["max_new_tokens"], top_k=options["top_k"], top_p=options["top_p"],
         temperature=options["temperature"] if options["do_sample"] else None,
         num_return_sequences=options["num_return_sequences"], candidates=options["candidates"],
-        max_note_quarters=options["max_note_quarters"],
+        max_note_quarters=options["max_note_quarters"], grid=options["grid"], key_guidance=options["key_guidance"],
     )  # fmt: skip
     return options
 
@@ -238,6 +245,8 @@ def infill_piece(
     max_polyphony: int = 12,
     max_note_quarters: float | None = DEFAULT_MAX_NOTE_QUARTERS,
     progress: bool = False,
+    grid: int | str | None = None,
+    key_guidance: float = 0.0,
 ) -> list[Infill]:
     """Regenerate bars ``start_bar..end_bar`` (1-based, inclusive) of ``piece``, keeping everything around them.
 
@@ -251,6 +260,10 @@ def infill_piece(
         candidates (`int`, *optional*, defaults to 1): sample this many middles as one batch and keep the
             likeliest (their scores are in :attr:`Infill.candidate_scores`).
         max_new_tokens (`int`, *optional*): token budget (default 160 a bar).
+        grid (`int` or `str`, *optional*): keep the new onsets on a grid; ``"auto"``: the one the music
+            around the gap keeps (:func:`~maia_hf.generation.prompt_grid`).
+        key_guidance (`float`, *optional*, defaults to 0): lean toward the pitch classes of the music around
+            the gap (:class:`~maia_hf.generation.PitchClassGuidance`).
         do_sample, top_k, top_p, temperature, seed, num_return_sequences, max_polyphony, max_note_quarters,
             progress: as for :func:`~maia_hf.generation.continue_piece`.
 
@@ -315,7 +328,8 @@ def infill_between(
                   f"{before.name} + {after.name}", before.composer or after.composer)  # fmt: skip
     defaults = dict(composer=None, do_sample=True, top_k=5, top_p=None, temperature=1.0, seed=None, candidates=1,
                     num_return_sequences=1, max_new_tokens=None, max_polyphony=12,
-                    max_note_quarters=DEFAULT_MAX_NOTE_QUARTERS, progress=False)  # fmt: skip
+                    max_note_quarters=DEFAULT_MAX_NOTE_QUARTERS, progress=False, grid=None,
+                    key_guidance=0.0)  # fmt: skip
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise TypeError(f"infill_between() got unexpected keyword arguments {unknown}")

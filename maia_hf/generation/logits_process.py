@@ -16,7 +16,7 @@ from transformers import LogitsProcessor, TemperatureLogitsWarper, TopKLogitsWar
 
 from ..errors import MaiaInputError
 
-__all__ = ["NotewiseConstraintProcessor", "SequenceLogProbability", "sampling_warpers"]
+__all__ = ["NotewiseConstraintProcessor", "PitchClassGuidance", "SequenceLogProbability", "sampling_warpers"]
 
 # A clock that no end step limits: larger than any wait the vocabulary can write.
 _NO_END = 10**9
@@ -53,6 +53,12 @@ class NotewiseConstraintProcessor(LogitsProcessor):
             past it, and a note that has reached it is closed before anything else is written (at most
             one step later where this step's order of offs and ons no longer lets it close). Without it a
             model whose window has lost a note's onset can hold that note for many bars.
+        grid_steps (`int`, *optional*): keep every onset on this grid (steps, counted from ``grid_origin``):
+            a wait may only end on a grid line, so notes start on it too. Where no wait can reach the next
+            line (the end step or the longest-note limit comes first) any allowed wait may be written, and
+            the next wait returns to the grid. :func:`~maia_hf.generation.guidance.prompt_grid` finds the
+            grid a prompt keeps.
+        grid_origin (`int`, *optional*, defaults to 0): a step on the grid (the continuation's first bar line).
 
     Attributes:
         interventions (`int`): sampling steps (summed over the batch) at which the model's most likely
@@ -87,14 +93,21 @@ class NotewiseConstraintProcessor(LogitsProcessor):
         max_polyphony: int = 12,
         end_step: int | None = None,
         max_note_steps: int | None = None,
+        grid_steps: int | None = None,
+        grid_origin: int = 0,
     ):
         if max_note_steps is not None and max_note_steps < 1:
             raise MaiaInputError(f"max_note_steps must be at least 1 step, got {max_note_steps}")
+        bad_grid = isinstance(grid_steps, bool) or not isinstance(grid_steps, int) or grid_steps < 1
+        if grid_steps is not None and bad_grid:
+            raise MaiaInputError(f"grid_steps must be a whole number of steps >= 1 (or None), got {grid_steps!r}")
         self.layout = tokenizer.layout
         self.max_new_tokens = max_new_tokens
         self.max_polyphony = max_polyphony
         self.end_step = end_step
         self.max_note_steps = max_note_steps
+        self.grid_steps = grid_steps
+        self.grid_origin = grid_origin
         self.interventions = 0
         self.masked_mass = 0.0
         self.steps = 0
@@ -252,6 +265,10 @@ class NotewiseConstraintProcessor(LogitsProcessor):
         k = torch.arange(1, max_wait + 1, device=self._now.device)[None, :]
         waits = (k <= state.remaining[:, None]) & (k <= wait_cap[:, None]) & ~overdue_now[:, None]
         waits &= ((self._last_wait == 0) | (self._last_wait == max_wait))[:, None]
+        if self.grid_steps is not None and self.grid_steps > 1:
+            on_grid = (self._now[:, None] + k - self.grid_origin) % self.grid_steps == 0
+            gridded = waits & on_grid
+            waits = torch.where(gridded.any(dim=1, keepdim=True), gridded, waits)
         blocked = (state.n_sounding > 0) & ~can_close.any(dim=1)
         return waits & (~state.finishing[:, None] | (blocked[:, None] & (k == 1)))
 
@@ -271,6 +288,60 @@ class NotewiseConstraintProcessor(LogitsProcessor):
         self.interventions += int(intervened.sum())
         self.masked_mass += float((probs * ~allowed)[active].sum())
         self.steps += int(active.sum())
+
+
+class PitchClassGuidance(LogitsProcessor):
+    """Lean the model toward a key: ``p(token) ∝ p_model(token) · q(pitch class)^strength`` for note-ons.
+
+    ``q`` is a pitch-class distribution, usually the prompt's (each pitch class weighted by how long it
+    sounds, :func:`~maia_hf.evaluation.fidelity.pitch_class_profile`), floored at ``floor`` so that no pitch
+    class is ever ruled out: a chromatic passing note stays possible, only less likely. Strength 0 changes
+    nothing; 1 weighs the model and the profile alike. Only note-on words move, by a fixed bias, so it works
+    on any batch, window and position, before or after the constraints (``-inf`` stays ``-inf``).
+
+    Args:
+        tokenizer (`MaiaTokenizer`): gives the vocabulary layout.
+        profile (array of 12 floats): the pitch-class weights (C first); any positive scale.
+        strength (`float`): the exponent of ``q`` (>= 0).
+        floor (`float`, *optional*, defaults to 0.01): the least share any pitch class counts as having.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from maia_hf import MaiaTokenizer
+    >>> from maia_hf.generation import PitchClassGuidance
+    >>> tokenizer = MaiaTokenizer()
+    >>> c_major = [1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1]
+    >>> guided = PitchClassGuidance(tokenizer, c_major, strength=1.0)(None, torch.zeros(1, len(tokenizer)))
+    >>> ids = tokenizer.convert_tokens_to_ids(["p60", "p61", "endp61", "wait6"])
+    >>> [round(float(guided[0, i]), 2) for i in ids]  # C stays, C# loses log(1/7 / 0.01), the rest stays
+    [0.0, -2.66, 0.0, 0.0]
+
+    ```
+    """
+
+    def __init__(self, tokenizer, profile, strength: float, floor: float = 0.01):
+        import numpy as np
+
+        profile = np.asarray(profile, dtype=float)
+        if profile.shape != (12,) or not np.isfinite(profile).all() or (profile < 0).any() or profile.sum() <= 0:
+            raise MaiaInputError("a pitch-class profile is 12 weights >= 0, not all zero (C first)")
+        if not (isinstance(strength, (int, float)) and not isinstance(strength, bool) and strength >= 0):
+            raise MaiaInputError(f"the key guidance's strength must be a number >= 0, got {strength!r}")
+        lay = tokenizer.layout
+        share = np.log(np.maximum(profile / profile.sum(), floor))
+        share -= share.max()
+        pitches = np.arange(lay.pitch_min, lay.pitch_min + lay.n_pitches)
+        self.bias = torch.zeros(len(tokenizer))
+        self.bias[lay.on : lay.on + lay.n_pitches] = torch.tensor(strength * share[pitches % 12], dtype=torch.float)
+        self.strength = float(strength)
+
+    def __call__(self, input_ids, scores: torch.FloatTensor) -> torch.FloatTensor:
+        bias = self.bias.to(device=scores.device, dtype=scores.dtype)
+        if scores.shape[-1] != bias.shape[0]:  # a model whose embedding is padded past the vocabulary
+            bias = torch.nn.functional.pad(bias[: scores.shape[-1]], (0, max(scores.shape[-1] - bias.shape[0], 0)))
+        return scores + bias
 
 
 class SequenceLogProbability(LogitsProcessor):

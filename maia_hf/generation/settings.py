@@ -64,6 +64,8 @@ def check_generation_settings(
     num_return_sequences=1,
     candidates=1,
     max_note_quarters=12.0,
+    grid=None,
+    key_guidance=0.0,
     flags: bool = False,
 ) -> None:
     """Refuse any setting generation cannot honour (``flags=True`` names them as the CLI's flags).
@@ -106,3 +108,6 @@ def check_generation_settings(
             f"{_name('max_note_quarters', flags)} must be a positive number of quarter notes ({off}), "
             f"got {max_note_quarters!r}"
         )
+    from .guidance import check_guidance
+
+    check_guidance(grid, key_guidance, flags=flags)
