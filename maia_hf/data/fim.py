@@ -1,10 +1,16 @@
 """Fill in the middle: the prefix-suffix-middle format, and the training transform that writes it.
 
-A gap ``[start, end)`` (in steps) cuts a piece into three passages, and the model reads them as
+A gap ``[start, end)`` (in steps) cuts a piece into three passages, and the model reads them in one of two
+orders (Bavarian et al., 2022, "Efficient Training of Language Models to Fill in the Middle"):
 
-``<start> <composer:NAME> <fim_prefix> PREFIX <fim_suffix> SUFFIX <fim_middle> MIDDLE <end>``
+- ``psm``: ``<start> <composer:NAME> <fim_prefix> PREFIX <fim_suffix> SUFFIX <fim_middle> MIDDLE <end>``
+- ``spm``: ``<start> <composer:NAME> <fim_suffix> SUFFIX <fim_prefix> PREFIX <fim_middle> MIDDLE <end>``
 
-(``docs/encoding.md`` §10 is the specification). Each passage is self-contained notewise text: it starts with
+In ``spm`` the middle is written straight after the end of the prefix, as a continuation would be, so the
+notes it follows sit in its own attention block; in ``psm`` the whole suffix stands between them, which
+a fixed sparse pattern (each token sees its own block and a few summary positions of earlier ones) can only
+glimpse. A model records the order it was trained in (``config.fim_order``; none recorded: ``psm``).
+``docs/encoding.md`` §11 is the specification. Each passage is self-contained notewise text: it starts with
 nothing sounding and closes every note it starts. A note that sounds across a cut is cut there and struck
 again on the other side. The prefix runs from its first note to the gap's start, trailing waits included;
 the suffix is written from the gap's start, so its leading waits tell the model how long the gap is; the
@@ -21,7 +27,20 @@ import numpy as np
 from ..errors import MaiaInputError
 from ..notes import NoteArray
 
-__all__ = ["FimParts", "FimTransform", "fim_ids", "fim_passages", "split_at_gap", "waits_ids"]
+__all__ = [
+    "FIM_ORDERS",
+    "FimParts",
+    "FimTransform",
+    "fim_context",
+    "fim_ids",
+    "fim_order_of",
+    "fim_passages",
+    "split_at_gap",
+    "waits_ids",
+]
+
+# The two orders of the passages; a model that records none was trained in the first.
+FIM_ORDERS = ("psm", "spm")
 
 # A bar of 4/4 at 12 steps per quarter: the bar length the training transform assumes, since a window does
 # not record where the piece's bar lines fall.
@@ -97,8 +116,35 @@ def _passage(tokenizer, notes: NoteArray, until: int | None = None) -> list[int]
     return ids
 
 
-def fim_ids(tokenizer, parts: FimParts, composer: str | None = None, with_middle: bool = True) -> list[int]:
-    """The prefix-suffix-middle ids of ``parts``: the training sequence, or (``with_middle=False``) the
+def _check_order(order: str) -> str:
+    if order not in FIM_ORDERS:
+        raise MaiaInputError(f"fim_order must be one of {', '.join(FIM_ORDERS)}, got {order!r}")
+    return order
+
+
+def fim_order_of(model) -> str:
+    """The order ``model`` was trained to infill in (``config.fim_order``; ``psm`` when none is recorded)."""
+    return _check_order(getattr(getattr(model, "config", None), "fim_order", None) or "psm")
+
+
+def fim_context(layout, head: list[int], prefix: list[int], suffix: list[int], order: str = "psm") -> list[int]:
+    """``head``, then the prefix and the suffix with their sentinels in ``order``, then ``<fim_middle>``:
+    what a model continues to write the middle.
+
+    >>> from maia_hf import MaiaTokenizer
+    >>> t = MaiaTokenizer()
+    >>> prefix, suffix = t.convert_tokens_to_ids(["p60"]), t.convert_tokens_to_ids(["p64"])
+    >>> t.decode(fim_context(t.layout, [t.bos_token_id], prefix, suffix, "spm"))
+    '<start> <fim_suffix> p64 <fim_prefix> p60 <fim_middle>'
+    """
+    _check_order(order)
+    p, s = [layout.fim_prefix, *prefix], [layout.fim_suffix, *suffix]
+    return [*head, *(p + s if order == "psm" else s + p), layout.fim_middle]
+
+
+def fim_ids(tokenizer, parts: FimParts, composer: str | None = None, with_middle: bool = True,
+            order: str = "psm") -> list[int]:  # fmt: skip
+    """The fill-in-the-middle ids of ``parts``: the training sequence, or (``with_middle=False``) the
     context a model continues after ``<fim_middle>`` to fill the gap.
 
     Args:
@@ -107,6 +153,8 @@ def fim_ids(tokenizer, parts: FimParts, composer: str | None = None, with_middle
         composer (`str`, *optional*): composer, any spelling (None: ``<composer:unknown>``).
         with_middle (`bool`, *optional*, defaults to `True`): end with the middle's words, the waits to the
             gap's end and ``<end>``.
+        order (`str`, *optional*, defaults to ``"psm"``): ``"psm"`` (prefix, suffix, middle) or ``"spm"``
+            (suffix, prefix, middle).
 
     Example:
 
@@ -131,8 +179,8 @@ def fim_ids(tokenizer, parts: FimParts, composer: str | None = None, with_middle
             "with fim_rate > 0 (or use a model trained to infill)"
         )
     prefix, suffix, middle = fim_passages(tokenizer, parts)
-    ids = [tokenizer.bos_token_id, tokenizer.composer_token_id(composer), layout.fim_prefix, *prefix]
-    ids += [layout.fim_suffix, *suffix, layout.fim_middle]
+    head = [tokenizer.bos_token_id, tokenizer.composer_token_id(composer)]
+    ids = fim_context(layout, head, prefix, suffix, order)
     if with_middle:
         ids += [*middle, tokenizer.eos_token_id]
     return ids
@@ -153,7 +201,7 @@ def fim_passages(tokenizer, parts: FimParts) -> tuple[list[int], list[int], list
 
 
 class FimTransform:
-    """Turn training windows into prefix-suffix-middle order with probability ``rate``.
+    """Turn training windows into fill-in-the-middle order (``psm`` or ``spm``) with probability ``rate``.
 
     Deterministic from ``(seed, key)``: the same window at the same place of the data order always becomes the
     same example, so a resumed run sees exactly the data of an uninterrupted one. The gap is 1 to ``max_bars``
@@ -168,6 +216,7 @@ class FimTransform:
         seq_len (`int`, *optional*, defaults to 512): longest sequence written.
         seed (`int`, *optional*, defaults to 0)
         bar_steps (`int`, *optional*, defaults to 48): steps in a bar (a 4/4 bar at 12 steps per quarter).
+        order (`str`, *optional*, defaults to ``"psm"``): the order of the passages (:data:`FIM_ORDERS`).
 
     Example:
 
@@ -187,7 +236,7 @@ class FimTransform:
     """
 
     def __init__(self, tokenizer, rate: float, max_bars: int = 4, seq_len: int = 512, seed: int = 0,
-                 bar_steps: int = DEFAULT_BAR_STEPS):  # fmt: skip
+                 bar_steps: int = DEFAULT_BAR_STEPS, order: str = "psm"):  # fmt: skip
         if not 0.0 <= float(rate) <= 1.0:
             raise MaiaInputError(f"fim_rate must be between 0 and 1, got {rate}")
         if int(max_bars) < 1:
@@ -196,6 +245,7 @@ class FimTransform:
             raise MaiaInputError("fim_rate > 0 needs a tokenizer with fill-in-the-middle tokens (add_fim_tokens())")
         self.tokenizer, self.rate, self.max_bars = tokenizer, float(rate), int(max_bars)
         self.seq_len, self.seed, self.bar_steps = int(seq_len), int(seed), int(bar_steps)
+        self.order = _check_order(order)
 
     def __call__(self, ids: list[int], key: int, composer: str | None = None) -> list[int]:
         """``ids`` (one window) in prefix-suffix-middle order, or unchanged; ``key`` names the draw."""
@@ -209,7 +259,7 @@ class FimTransform:
             return list(ids)
         if composer is None:
             composer = self.tokenizer.layout.composer_of(ids)
-        return self._fit(fim_ids(self.tokenizer, parts, composer))
+        return self._fit(fim_ids(self.tokenizer, parts, composer, order=self.order))
 
     def draw_gap(self, ids: list[int], rng) -> FimParts | None:
         """Cut one window at a gap drawn with ``rng`` (None: the window is under two bars long)."""
@@ -227,11 +277,17 @@ class FimTransform:
         if over <= 0:
             return ids
         layout = self.tokenizer.layout
-        p, s, m = ids.index(layout.fim_prefix), ids.index(layout.fim_suffix), ids.index(layout.fim_middle)
-        from_prefix = min(over, s - p - 1)
-        ids = ids[: p + 1] + ids[p + 1 + from_prefix :]
-        s, m, over = s - from_prefix, m - from_prefix, over - from_prefix
+        sentinels = (layout.fim_prefix, layout.fim_suffix, layout.fim_middle)
+
+        def span(sentinel: int) -> tuple[int, int]:  # the passage after a sentinel, to the next one
+            first = ids.index(sentinel) + 1
+            return first, next(i for i in range(first, len(ids)) if ids[i] in sentinels)
+
+        start, end = span(layout.fim_prefix)
+        cut = min(over, end - start)
+        ids, over = ids[:start] + ids[start + cut :], over - cut
         if over > 0:
-            from_suffix = min(over, m - s - 1)
-            ids = ids[: m - from_suffix] + ids[m:]
+            start, end = span(layout.fim_suffix)
+            cut = min(over, end - start)
+            ids = ids[: end - cut] + ids[end:]
         return ids[: self.seq_len]

@@ -106,8 +106,10 @@ def _window(prefix: list[int], suffix: list[int], written: int, left: int, limit
     return prefix[len(prefix) - keep_prefix :], suffix[:keep_suffix], kept, chunk
 
 
-def _fim_sampler(head, prefix, suffix, fim):
-    """A sampler for :func:`~maia_hf.generation.sample_best_of` that writes the middle after ``<fim_middle>``."""
+def _fim_sampler(head, prefix, suffix, layout, order: str):
+    """A sampler for :func:`~maia_hf.generation.sample_best_of` that writes the middle after ``<fim_middle>``,
+    the passages in ``order`` (the one the model was trained in)."""
+    from ..data.fim import fim_context
 
     def sampler(model, history, max_new_tokens, constraints=None, streamer=None, logits_processor=None, *,
                 num_sequences=1, scorer=None, **settings):  # fmt: skip
@@ -125,7 +127,7 @@ def _fim_sampler(head, prefix, suffix, fim):
         new = torch.zeros(num_sequences, 0, dtype=torch.long, device=device)
         while new.shape[1] < max_new_tokens:
             p, s, kept, chunk = _window(prefix, suffix, new.shape[1], max_new_tokens - new.shape[1], limit)
-            frame = [*head, fim[0], *p, fim[1], *s, fim[2]]
+            frame = fim_context(layout, head, p, s, order)
             context = torch.cat(
                 [torch.tensor([frame] * num_sequences, device=device), new[:, new.shape[1] - kept :]], 1
             )
@@ -153,7 +155,7 @@ def _fill(model, tokenizer, piece: Piece, gap: tuple[int, int], bars: tuple[int,
     """Sample the middle of ``gap`` in ``piece`` and splice it back (the work of both public functions)."""
     import torch
 
-    from ..data.fim import fim_passages, split_at_gap
+    from ..data.fim import fim_order_of, fim_passages, split_at_gap
     from .guidance import resolve_guidance
     from .logits_process import NotewiseConstraintProcessor, PitchClassGuidance
     from .ranking import sample_best_of
@@ -178,7 +180,7 @@ def _fill(model, tokenizer, piece: Piece, gap: tuple[int, int], bars: tuple[int,
     grid_steps, profile = resolve_guidance(Piece(around, piece.tempos, piece.time_signatures), options["grid"],
                                            options["key_guidance"], spq)  # fmt: skip
     guidance = [PitchClassGuidance(tokenizer, profile, options["key_guidance"])] if profile is not None else None
-    sampler = _fim_sampler(head, prefix, suffix, (layout.fim_prefix, layout.fim_suffix, layout.fim_middle))
+    sampler = _fim_sampler(head, prefix, suffix, layout, fim_order_of(model))
     settings = {key: options[key] for key in ("do_sample", "top_k", "top_p", "temperature")}
     settings.update(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     if options["seed"] is not None:

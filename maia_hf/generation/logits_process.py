@@ -291,13 +291,15 @@ class NotewiseConstraintProcessor(LogitsProcessor):
 
 
 class PitchClassGuidance(LogitsProcessor):
-    """Lean the model toward a key: ``p(token) ∝ p_model(token) · q(pitch class)^strength`` for note-ons.
+    """Lean the model toward a key: which pitches it starts moves toward a pitch-class profile, how many does not.
 
-    ``q`` is a pitch-class distribution, usually the prompt's (each pitch class weighted by how long it
-    sounds, :func:`~maia_hf.evaluation.fidelity.pitch_class_profile`), floored at ``floor`` so that no pitch
-    class is ever ruled out: a chromatic passing note stays possible, only less likely. Strength 0 changes
-    nothing; 1 weighs the model and the profile alike. Only note-on words move, by a fixed bias, so it works
-    on any batch, window and position, before or after the constraints (``-inf`` stays ``-inf``).
+    Among the note-on words of each step, ``p(p_n) ∝ p_model(p_n) · q(n mod 12)^strength``, renormalised so
+    that the note-ons keep the probability the model gave them together: the music is as dense as the model
+    makes it, and only the choice of pitch leans. ``q`` is a pitch-class distribution, usually the prompt's
+    (each pitch class weighted by how long it sounds, :func:`~maia_hf.evaluation.fidelity.pitch_class_profile`),
+    floored at ``floor`` so that no pitch class is ever ruled out: a chromatic passing note stays possible,
+    only less likely. Strength 0 changes nothing; 1 weighs the model and the profile alike. Works on any
+    batch, window and position, before or after the constraints (``-inf`` stays ``-inf``).
 
     Args:
         tokenizer (`MaiaTokenizer`): gives the vocabulary layout.
@@ -313,10 +315,12 @@ class PitchClassGuidance(LogitsProcessor):
     >>> from maia_hf.generation import PitchClassGuidance
     >>> tokenizer = MaiaTokenizer()
     >>> c_major = [1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1]
-    >>> guided = PitchClassGuidance(tokenizer, c_major, strength=1.0)(None, torch.zeros(1, len(tokenizer)))
-    >>> ids = tokenizer.convert_tokens_to_ids(["p60", "p61", "endp61", "wait6"])
-    >>> [round(float(guided[0, i]), 2) for i in ids]  # C stays, C# loses log(1/7 / 0.01), the rest stays
-    [0.0, -2.66, 0.0, 0.0]
+    >>> lean = PitchClassGuidance(tokenizer, c_major, strength=1.0)
+    >>> logits = torch.full((1, len(tokenizer)), -float("inf"))
+    >>> ids = tokenizer.convert_tokens_to_ids(["p60", "p61", "wait6"])
+    >>> logits[0, ids] = 0.0  # the model: C, C# and a wait, a third each
+    >>> [round(float(p), 3) for p in lean(None, logits).softmax(-1)[0, ids]]  # C# gives way; the wait keeps 1/3
+    [0.623, 0.044, 0.333]
 
     ```
     """
@@ -331,17 +335,20 @@ class PitchClassGuidance(LogitsProcessor):
             raise MaiaInputError(f"the key guidance's strength must be a number >= 0, got {strength!r}")
         lay = tokenizer.layout
         share = np.log(np.maximum(profile / profile.sum(), floor))
-        share -= share.max()
         pitches = np.arange(lay.pitch_min, lay.pitch_min + lay.n_pitches)
-        self.bias = torch.zeros(len(tokenizer))
-        self.bias[lay.on : lay.on + lay.n_pitches] = torch.tensor(strength * share[pitches % 12], dtype=torch.float)
+        self.bias = torch.tensor(strength * share[pitches % 12], dtype=torch.float)  # (n_pitches,)
+        self.ons = slice(lay.on, lay.on + lay.n_pitches)
         self.strength = float(strength)
 
     def __call__(self, input_ids, scores: torch.FloatTensor) -> torch.FloatTensor:
-        bias = self.bias.to(device=scores.device, dtype=scores.dtype)
-        if scores.shape[-1] != bias.shape[0]:  # a model whose embedding is padded past the vocabulary
-            bias = torch.nn.functional.pad(bias[: scores.shape[-1]], (0, max(scores.shape[-1] - bias.shape[0], 0)))
-        return scores + bias
+        ons = scores[:, self.ons]
+        leaned = ons + self.bias.to(device=scores.device, dtype=scores.dtype)
+        # Keep the note-ons' total: shift them by log(their mass before / after). A row whose note-ons are
+        # all masked keeps -inf (the shift is made 0 there, not NaN).
+        shift = (ons.logsumexp(dim=-1, keepdim=True) - leaned.logsumexp(dim=-1, keepdim=True)).nan_to_num(0.0)
+        out = scores.clone()
+        out[:, self.ons] = leaned + shift
+        return out
 
 
 class SequenceLogProbability(LogitsProcessor):

@@ -105,6 +105,7 @@ ALLOWED: dict[str, Allowed] = {
     "num_proc": POSITIVE,
     "fim_rate": number(0, 1),
     "fim_max_bars": POSITIVE,
+    "fim_order": choice("psm", "spm"),
     # Training arguments
     "output_dir": TEXT,
     "per_device_train_batch_size": POSITIVE,

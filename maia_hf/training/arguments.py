@@ -113,6 +113,11 @@ class DataArguments:
         default=0.0, metadata={"help": "share of training windows put in fill-in-the-middle order, in [0, 1]"}
     )
     fim_max_bars: int = field(default=4, metadata={"help": "longest fill-in-the-middle gap, in bars (>= 1)"})
+    fim_order: str = field(
+        default="psm",
+        metadata={"help": "order of the passages: psm (prefix, suffix, middle) or spm (suffix, prefix, middle: "
+                  "the middle follows the prefix, better for sparse attention); recorded in config.fim_order"},
+    )  # fmt: skip
 
     def __post_init__(self):
         check_fields(self)

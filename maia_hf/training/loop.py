@@ -136,13 +136,16 @@ def setup_run(model_args, data_args, args) -> TrainingRun:
         from ..data import FimTransform
 
         tokenizer.add_fim_tokens()  # a corpus cut with an older vocabulary: the new ids come last
-        fim = FimTransform(tokenizer, data_args.fim_rate, data_args.fim_max_bars, data_args.seq_len, args.seed)
+        fim = FimTransform(tokenizer, data_args.fim_rate, data_args.fim_max_bars, data_args.seq_len, args.seed,
+                           order=data_args.fim_order)  # fmt: skip
     batches = WindowBatches(
         corpus["train"], args.per_device_train_batch_size, data_args.seq_len, tokenizer.pad_token_id, args.seed,
         accelerator.process_index, accelerator.num_processes, fim=fim,
     )  # fmt: skip
     max_steps = total_training_steps(args, batches.per_epoch)
     model = build_model(model_args, tokenizer, data_args.seq_len)
+    if fim is not None:  # infilling reads the order from the model (maia_hf.data.fim.fim_order_of)
+        model.config.fim_order = data_args.fim_order
     optimizer = make_optimizer(model, args)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(args, max_steps))
     if args.torch_compile:

@@ -90,3 +90,23 @@ def test_a_model_without_fim_tokens_is_refused_with_what_to_use(tokenizer):
     piece = Piece(NoteArray.from_lists([60], [0], [192]))
     with pytest.raises(MaiaInputError, match="not trained to infill"):
         infill_piece(model, old_tokenizer, piece, 2, 3)
+
+
+@pytest.mark.parametrize("order", ["psm", "spm"])
+def test_the_model_is_shown_the_passages_in_the_order_it_was_trained_in(tokenizer, order):
+    torch.manual_seed(0)
+    model = MaiaForCausalLM(MaiaConfig(vocab_size=len(tokenizer), **{**TINY_GPT, "n_positions": 512})).eval()
+    model.config.fim_order = order
+    seen = []
+    model.register_forward_pre_hook(lambda _, args, kwargs: seen.append(kwargs["input_ids"][0].tolist()),
+                                    with_kwargs=True)  # fmt: skip
+    piece = Piece(NoteArray.from_lists([60, 62, 64, 65], [0, 48, 96, 144], [24, 72, 120, 168]))  # 4 bars of 4/4
+    (result,) = infill_piece(model, tokenizer, piece, 2, 3, seed=0)
+    lay = tokenizer.layout
+    first = seen[0]
+    sentinels = [t for t in first if t in (lay.fim_prefix, lay.fim_suffix, lay.fim_middle)]
+    assert sentinels == ([lay.fim_prefix, lay.fim_suffix, lay.fim_middle] if order == "psm"
+                         else [lay.fim_suffix, lay.fim_prefix, lay.fim_middle])  # fmt: skip
+    prefix = first[first.index(lay.fim_prefix) + 1 : first.index(lay.fim_middle if order == "spm" else lay.fim_suffix)]
+    assert tokenizer.convert_ids_to_tokens(prefix)[:3] == ["p60", "wait24", "endp60"]
+    assert [n for n in result.piece.notes.as_tuples() if n[1] < 48 or n[1] >= 144] == [(60, 0, 24), (65, 144, 168)]

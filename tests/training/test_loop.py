@@ -78,6 +78,18 @@ def test_tiny_run_trains_and_saves(tiny_corpus, tmp_path):
         assert noise not in printed, noise  # the libraries' notes, shown with --verbose
 
 
+def test_a_fim_run_records_its_order_for_infilling(tiny_corpus, tmp_path):
+    out = tmp_path / "spm"
+    args = ("--dataset_dir", tiny_corpus, "--output_dir", out, "--max_steps", "2", "--save_steps", "1",
+            "--eval_steps", "0", "--num_samples", "0", "--fim_rate", "0.5", "--fim_order", "spm")  # fmt: skip
+    done = subprocess.run(recipe(*args), env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for config in (out / "final" / "config.json", out / "checkpoints" / "step-0000002" / "config.json"):
+        assert json.loads(config.read_text())["fim_order"] == "spm"
+    bad = subprocess.run(recipe(*args[:-1], "backwards"), env=ENV, capture_output=True, text=True)
+    assert bad.returncode == 2 and "fim_order must be one of psm or spm, got 'backwards'" in bad.stderr
+
+
 def test_verbose_shows_the_libraries_notes(tiny_corpus, tmp_path):
     args = ("--dataset_dir", tiny_corpus, "--output_dir", tmp_path / "run", "--max_steps", "2", "--save_steps", "1",
             "--eval_steps", "0", "--num_samples", "0", "--verbose")  # fmt: skip
