@@ -1,4 +1,4 @@
-"""The fill-in-the-middle format (docs/encoding.md §10) and the training transform."""
+"""The fill-in-the-middle format (docs/encoding.md §11) and the training transform."""
 
 from __future__ import annotations
 
