@@ -9,8 +9,9 @@ drew (:class:`~maia_hf.generation.SequenceLogProbability`, the raw logits) are u
   the coarsest subdivision of the beat that the prompt's own onsets keep (:func:`prompt_grid`: eighths for
   Mozart's Lacrimosa; none for a prompt in free rhythm, which then stays free).
 - **Key guidance** (``key_guidance=STRENGTH``): note-ons are weighted by the prompt's pitch-class profile
-  raised to ``STRENGTH`` (:class:`~maia_hf.generation.PitchClassGuidance`); 0 is off, 1 weighs model and
-  prompt alike. No pitch class is ever forbidden.
+  raised to ``STRENGTH`` and renormalised among themselves, so the music stays as dense as the model makes
+  it (:class:`~maia_hf.generation.PitchClassGuidance`); 0 is off, 1 weighs model and prompt alike. No pitch
+  class is ever forbidden.
 """
 
 from __future__ import annotations
@@ -18,18 +19,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MaiaInputError
+from .settings import _name
 
-__all__ = ["GRID_SHARE", "check_guidance", "prompt_grid", "resolve_guidance"]
+__all__ = ["GRID_SHARE", "check_guidance", "parse_grid", "prompt_grid", "resolve_guidance"]
 
 # The share of a prompt's onsets a grid must hold for "auto" to take it, and the fewest onsets to judge by.
 GRID_SHARE = 0.98
 MIN_ONSETS = 16
 # A grid divides the longest wait (4 quarter notes), so a long rest written in full waits stays on it.
 _WHOLE = 4
-
-
-def _name(name: str, flags: bool) -> str:
-    return f"--{name.replace('_', '-')}" if flags else name
 
 
 def check_guidance(grid=None, key_guidance=0.0, steps_per_quarter: int = 12, flags: bool = False) -> None:
