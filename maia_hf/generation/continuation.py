@@ -179,7 +179,8 @@ def _sample_sequences(model, tokenizer, history, budget, n, *, seed, constrained
     from .decoding import GenerationInterrupted
     from .ranking import sample_best_of
 
-    settings = {**settings, "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    settings = {**settings, "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
+                "layout": tokenizer.layout}  # the window re-strikes the notes sounding at its cut  # fmt: skip
     if seed is not None:
         torch.manual_seed(seed)
     results = []

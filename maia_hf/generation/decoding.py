@@ -2,7 +2,8 @@
 
 :func:`sample` is the loop of ``generate(do_sample=True)`` without its per-step overhead;
 :class:`LeanGPT2Decoder` runs a `MaiaForCausalLM`'s own operations on preallocated keys and values;
-:func:`sample_with_sliding_window` lets a model with few positions write a piece of any length. Every
+:func:`sample_with_sliding_window` lets a model with few positions write a piece of any length, and
+:func:`restruck_window` cuts its windows so that the model sees every note still sounding. Every
 generation in maia (``continue_piece``, the CLI, the pipelines) goes through them.
 """
 
@@ -17,7 +18,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from .logits_process import sampling_warpers
 
-__all__ = ["GenerationInterrupted", "LeanGPT2Decoder", "sample", "sample_with_sliding_window"]
+__all__ = ["GenerationInterrupted", "LeanGPT2Decoder", "restruck_window", "sample", "sample_with_sliding_window"]
 
 
 class GenerationInterrupted(KeyboardInterrupt):
@@ -138,16 +139,51 @@ class LeanGPT2Decoder:
             positions = torch.arange(total_length, device=first.device)
             rows = self.pattern.allows(heads[:, None, None], positions[:, None], positions[None, :])
             self.pattern_rows = torch.broadcast_to(rows, (len(heads), total_length, total_length))
+        # Left padding (rows of different lengths, see prefill): each row's pads, and its (B, H or 1, slot,
+        # slot) mask over the buffer's slots at its own sequence positions.
+        self.pads = self.row_masks = None
 
-    def prefill(self, input_ids: torch.LongTensor) -> torch.Tensor:
-        """Run the prompt (B, T) through the model; keep its keys and values; return the last logits (B, V)."""
-        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+    def prefill(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the prompt (B, T) through the model; keep its keys and values; return the last logits (B, V).
+
+        ``attention_mask`` (B, T), 0 on pads, allows rows of different lengths, padded on the left: each row
+        runs through the model alone, at positions 0, 1, ... of its own tokens, and every later step of the
+        row sees its own tokens only, at those positions. Its logits are those of the row decoded alone.
+        """
         n = input_ids.shape[1]
+        if attention_mask is not None and not bool(attention_mask.bool().all()):
+            return self._prefill_padded(input_ids, attention_mask.bool())
+        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
         for i, layer in enumerate(out.cache.layers):
             self.keys[i, :, :, :n] = layer.keys
             self.values[i, :, :, :n] = layer.values
         self.length = n
         return out.logits[:, -1]
+
+    def _prefill_padded(self, input_ids: torch.LongTensor, real: torch.BoolTensor) -> torch.Tensor:
+        pads = (~real).sum(dim=1)
+        if not bool((real == (torch.arange(real.shape[1], device=real.device)[None, :] >= pads[:, None])).all()):
+            raise ValueError("the attention mask must pad on the left only (zeros, then ones)")
+        logits = []
+        for row, pad in enumerate(pads.tolist()):
+            out = self.model(input_ids=input_ids[row : row + 1, pad:], use_cache=True, logits_to_keep=1)
+            for i, layer in enumerate(out.cache.layers):
+                self.keys[i, row, :, :pad] = 0  # masked, but never uninitialised memory (0 x NaN is NaN)
+                self.values[i, row, :, :pad] = 0
+                self.keys[i, row, :, pad : input_ids.shape[1]] = layer.keys[0]
+                self.values[i, row, :, pad : input_ids.shape[1]] = layer.values[0]
+            logits.append(out.logits[0, -1])
+        total, device = self.keys.shape[3], input_ids.device
+        position = torch.arange(total, device=device)[None, :] - pads[:, None]  # (B, slot): the row's position
+        q, k = position[:, None, :, None], position[:, None, None, :]
+        if self.pattern is not None:
+            heads = torch.arange(self.n_head if self.pattern.varies_by_head else 1, device=device)[None, :, None, None]
+            allowed = self.pattern.allows(heads, q.clamp(min=0), k.clamp(min=0))
+        else:
+            allowed = k <= q
+        self.row_masks = allowed & (k >= 0)
+        self.pads, self.length = pads, input_ids.shape[1]
+        return torch.stack(logits)
 
     def step(self, tokens: torch.LongTensor) -> torch.Tensor:
         """Logits (B, V) after appending ``tokens`` (B,), one per sequence.
@@ -156,11 +192,16 @@ class LeanGPT2Decoder:
         view; ``LayerNorm`` is ``layer_norm``), minus the module calls around them.
         """
         t = self.transformer
-        position = self.length
-        hidden = t.wte(tokens[:, None]) + t.wpe.weight[position]  # (B, 1, C)
+        position = self.length  # the buffer's slot; a row's own position is ``position - pads``
+        if self.pads is None:
+            hidden = t.wte(tokens[:, None]) + t.wpe.weight[position]  # (B, 1, C)
+        else:
+            hidden = t.wte(tokens[:, None]) + t.wpe.weight[position - self.pads][:, None]
         batch, width = hidden.shape[0], hidden.shape[-1]
         mask = None
-        if self.pattern_rows is not None:
+        if self.pads is not None:
+            mask = self.row_masks[:, :, position : position + 1, : position + 1]
+        elif self.pattern_rows is not None:
             mask = self.pattern_rows[None, :, position : position + 1, : position + 1].expand(batch, -1, -1, -1)
         for i, block in enumerate(self.blocks):
             hidden = self._block(i, block, hidden, position, mask, batch, width)
@@ -198,6 +239,7 @@ def sample(
     pad_token_id: int | None = None,
     do_sample: bool = True,
     finished: torch.BoolTensor | None = None,
+    attention_mask: torch.Tensor | None = None,
 ) -> torch.LongTensor:
     """Sample with the model's cache: the loop of ``generate(do_sample=True)``, without its per-step overhead.
 
@@ -218,6 +260,8 @@ def sample(
         do_sample (`bool`, *optional*, defaults to `True`): draw from the distribution; False takes the argmax.
         finished (`torch.BoolTensor` of shape ``(batch,)``, *optional*): sequences that ended before this
             call (an earlier chunk of a sliding window): they get pads from the first step.
+        attention_mask (`torch.Tensor` of shape ``(batch, prompt)``, *optional*): 0 on the pads of prompts
+            of different lengths, padded on the left; each row is decoded as if it were alone.
 
     Returns:
         `torch.LongTensor` of shape ``(batch, prompt + new)``; a sequence stops after ``eos_token_id`` and is
@@ -235,13 +279,27 @@ def sample(
         unfinished &= ~finished.to(input_ids.device)
     total = length + max_new_tokens
     lean = LeanGPT2Decoder(model, batch, total) if LeanGPT2Decoder.applies(model, total) else None
+    padding = {}  # for the model's own forward: the mask so far and each row's positions
+    if attention_mask is not None and not bool(attention_mask.bool().all()):
+        grown = torch.cat([attention_mask.long(), attention_mask.new_ones(batch, max_new_tokens).long()], dim=1)
+        padding = {"mask": grown, "positions": (grown.cumsum(-1) - 1).clamp(min=0)}
+    else:
+        attention_mask = None
     cache, step_input = None, input_ids
     try:
         for _ in range(max_new_tokens):
             if lean is not None:
-                logits = lean.prefill(step_input) if lean.length == 0 else lean.step(step_input[:, 0])
+                if lean.length == 0:
+                    logits = lean.prefill(step_input, attention_mask)
+                else:
+                    logits = lean.step(step_input[:, 0])
             else:
-                out = model(input_ids=step_input, cache=cache, use_cache=True, logits_to_keep=1)
+                extra = {}
+                if padding:
+                    first = length - step_input.shape[1]
+                    extra = {"attention_mask": padding["mask"][:, :length],
+                             "position_ids": padding["positions"][:, first:length]}  # fmt: skip
+                out = model(input_ids=step_input, cache=cache, use_cache=True, logits_to_keep=1, **extra)
                 cache, logits = out.cache, out.logits[:, -1]
             scores = logits.float()
             for processor in processors:
@@ -275,15 +333,20 @@ def sample_with_sliding_window(
     *,
     num_sequences: int = 1,
     scorer=None,
+    layout=None,
     **settings,
 ) -> list[list[int]]:
     """Sample ``max_new_tokens`` tokens after ``history`` (or until ``<end>``), for any length of piece.
 
     A model with ``n_positions`` sees ``<start> <composer>`` (the first two ids of ``history``) and the
-    most recent tokens; each chunk keeps half the window as context and fills the other half. The
-    ``num_sequences`` sequences are decoded as one batch: the window moves all of them together, and one
-    that has written ``<end>`` gets pads while the others go on. The constraint processor and the scorer
-    follow the whole piece, not the window.
+    most recent tokens; each chunk keeps half the window as context and fills the other half. With the
+    vocabulary's ``layout`` the window is cut where a wait begins and the notes sounding there are struck
+    again at its start (:func:`restruck_window`), so the model sees the onset of every note it may end; a
+    plain cut would hide the onsets of notes held across it, and the model would not end them. The
+    ``num_sequences`` sequences are decoded as one batch: the window moves all of them together (rows
+    whose windows come out shorter are padded on the left and decoded as if alone), and one that has
+    written ``<end>`` gets pads while the others go on. The constraint processor and the scorer follow the
+    whole piece, not the window.
 
     Args:
         model: a causal LM (with ``config.n_positions``, or none for a model without a length limit).
@@ -297,6 +360,8 @@ def sample_with_sliding_window(
         num_sequences (`int`, *optional*, defaults to 1): sequences sampled together.
         scorer (`SequenceLogProbability`, *optional*): run first, on the raw logits, and told each chunk's
             last token.
+        layout (`VocabularyLayout`, *optional*): ``tokenizer.layout``; re-strike the sounding notes at each
+            cut (without it the window is cut anywhere, as the training windows are).
         **settings: the keywords of :func:`sample` (``top_k``, ``eos_token_id``...).
 
     Returns:
@@ -318,13 +383,17 @@ def sample_with_sliding_window(
     new = body[:, :0]
     try:
         while new.shape[1] < max_new_tokens:
-            context, chunk = _chunk_context(head, body, window, max_new_tokens - new.shape[1])
+            context, mask, chunk = _chunk_context(
+                head, body, window, max_new_tokens - new.shape[1], layout, settings.get("pad_token_id") or 0
+            )
             if constraints is not None:
                 constraints.start_chunk(context.shape[1], new.shape[1])
             if hasattr(streamer, "begin_chunk"):
                 streamer.begin_chunk()
             try:
-                out = sample(model, context, chunk, processors, streamer, finished=finished, **settings)
+                out = sample(
+                    model, context, chunk, processors, streamer, finished=finished, attention_mask=mask, **settings
+                )
             except GenerationInterrupted as stop:
                 if stop.ids is not None:  # this chunk's tokens so far
                     new = torch.cat([new, stop.ids[:, context.shape[1] :]], dim=1)
@@ -346,12 +415,74 @@ def sample_with_sliding_window(
     return [_through_end(row, eos) for row in new.tolist()]
 
 
-def _chunk_context(head, body, window: int, left: int) -> tuple[torch.Tensor, int]:
-    """The next chunk's context (B, T) and length: the head and as much of the piece as leaves room to write."""
+def _chunk_context(head, body, window: int, left: int, layout=None, pad: int = 0):
+    """The next chunk's context (B, T), its attention mask (None: no pads) and the chunk's length: the
+    head and as much of the piece as leaves room to write (re-struck at the cut with ``layout``)."""
     room = window - head.shape[1]
     chunk = min(left, max(room // 2, 1) if body.shape[1] + left > room else room)
     kept = min(room - chunk, body.shape[1])
-    return torch.cat([head, body[:, body.shape[1] - kept :]], dim=1), chunk
+    if layout is None or kept == body.shape[1]:
+        return torch.cat([head, body[:, body.shape[1] - kept :]], dim=1), None, chunk
+    rows = [head_row + restruck_window(layout, row, kept) for head_row, row in zip(head.tolist(), body.tolist())]
+    return (*left_padded(rows, pad, body.device), chunk)
+
+
+def left_padded(rows: list[list[int]], pad: int, device=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Rows of ids as one (B, T) tensor padded on the left, and its attention mask (None when no row is short)."""
+    width = max(len(row) for row in rows)
+    context = torch.full((len(rows), width), pad, dtype=torch.long, device=device)
+    mask = torch.zeros_like(context)
+    for i, row in enumerate(rows):
+        context[i, width - len(row) :], mask[i, width - len(row) :] = torch.tensor(row, dtype=torch.long), 1
+    return context, (None if bool(mask.all()) else mask)
+
+
+def restruck_window(layout, tokens: list[int], room: int) -> list[int]:
+    """The end of a piece's words that fits in ``room`` tokens, cut where a wait begins, with the notes
+    sounding at the cut struck again in front of it.
+
+    ``tokens`` are a piece's words from its beginning (after ``<start> <composer>``). The cut is the
+    earliest wait that leaves room for it and for the notes sounding there (the events of that time step
+    all written), which come first as note-ons in ascending pitch, each after its dynamics word where the
+    vocabulary has them and the dynamics change. So every note-off in the window follows its note's onset,
+    and every note still sounding has an onset in view. A piece that fits is returned whole; one with no
+    such wait is cut ``room`` tokens from its end.
+
+    >>> from maia_hf import MaiaTokenizer
+    >>> t = MaiaTokenizer()
+    >>> words = t.convert_tokens_to_ids("p60 p64 wait12 p67 wait12 endp67 wait12 endp60 endp64".split())
+    >>> t.convert_ids_to_tokens(restruck_window(t.layout, words, 6))
+    ['p60', 'p64', 'wait12', 'endp60', 'endp64']
+    """
+    if len(tokens) <= room:
+        return list(tokens)
+    on, off, wait, n = layout.on, layout.off, layout.wait, layout.n_pitches
+    velocity, n_velocity = layout.velocity, layout.n_velocity
+    sounding: dict[int, int | None] = {}  # pitch -> the dynamics word it was struck with
+    current = None
+    for i, token in enumerate(tokens):
+        if wait <= token < wait + layout.max_wait:
+            struck = _strike(sounding, on)
+            if len(struck) + len(tokens) - i <= room:
+                return struck + list(tokens[i:])
+        elif on <= token < on + n:
+            sounding[token - on] = current
+        elif off <= token < off + n:
+            sounding.pop(token - off, None)
+        elif n_velocity and velocity <= token < velocity + n_velocity:
+            current = token
+    return list(tokens[len(tokens) - room :])
+
+
+def _strike(sounding: dict[int, int | None], on: int) -> list[int]:
+    """Note-ons of the ``sounding`` pitches, ascending, each after its dynamics word when it changes."""
+    words, current = [], None
+    for pitch in sorted(sounding):
+        if sounding[pitch] is not None and sounding[pitch] != current:
+            current = sounding[pitch]
+            words.append(current)
+        words.append(on + pitch)
+    return words
 
 
 def _through_end(ids: list[int], eos: int | None) -> list[int]:

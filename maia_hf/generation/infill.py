@@ -115,7 +115,7 @@ def _fim_sampler(head, prefix, suffix, layout, order: str):
                 num_sequences=1, scorer=None, **settings):  # fmt: skip
         import torch
 
-        from .decoding import sample
+        from .decoding import left_padded, restruck_window, sample
 
         limit = getattr(model.config, "n_positions", None) or 10**9
         device = model.device
@@ -128,14 +128,16 @@ def _fim_sampler(head, prefix, suffix, layout, order: str):
         while new.shape[1] < max_new_tokens:
             p, s, kept, chunk = _window(prefix, suffix, new.shape[1], max_new_tokens - new.shape[1], limit)
             frame = fim_context(layout, head, p, s, order)
-            context = torch.cat(
-                [torch.tensor([frame] * num_sequences, device=device), new[:, new.shape[1] - kept :]], 1
-            )
+            # The middle's own window is cut where a wait begins, its sounding notes struck again.
+            rows = [frame + restruck_window(layout, row, kept) if kept else frame for row in new.tolist()]
+            context, mask = left_padded(rows, settings.get("pad_token_id") or 0, device)
             if constraints is not None:
                 constraints.start_chunk(context.shape[1], new.shape[1])
             if hasattr(streamer, "begin_chunk"):
                 streamer.begin_chunk()
-            out = sample(model, context, chunk, processors, streamer, finished=finished, **settings)
+            out = sample(
+                model, context, chunk, processors, streamer, finished=finished, attention_mask=mask, **settings
+            )
             for follower in (scorer, constraints):
                 if follower is not None:
                     follower.follow(out)

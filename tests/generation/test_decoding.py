@@ -9,7 +9,13 @@ from transformers import LogitsProcessor
 
 from maia_hf import MaiaConfig, MaiaForCausalLM, MaiaLstmConfig, MaiaLstmForCausalLM
 from maia_hf.generation import NotewiseConstraintProcessor, prompt_ids, read_prompt, sample
-from maia_hf.generation.decoding import GenerationInterrupted, LeanGPT2Decoder, sample_with_sliding_window
+from maia_hf.generation.decoding import (
+    GenerationInterrupted,
+    LeanGPT2Decoder,
+    left_padded,
+    restruck_window,
+    sample_with_sliding_window,
+)
 from maia_hf.resources import LACRIMOSA_PROMPT
 
 
@@ -98,6 +104,102 @@ def test_sliding_window_keeps_the_head_and_follows_the_whole_piece(tokenizer, ti
     result = tokenizer.codec.decode(tokenizer.layout.codec_indices(new))
     assert (result.ignored_note_offs, result.restruck) == (0, 0)
     assert int(processor.now[0]) == result.total_steps  # the constraints' clock is the whole piece's
+
+
+def _unmatched_offs_and_open_notes(layout, ids):
+    """Note-offs without an onset before them in ``ids``, and the pitches still sounding at the end."""
+    sounding, unmatched = set(), 0
+    for token in ids:
+        if layout.is_note_on(token):
+            sounding.add(token - layout.on)
+        elif layout.is_note_off(token):
+            unmatched += token - layout.off not in sounding
+            sounding.discard(token - layout.off)
+    return unmatched, sounding
+
+
+def test_restruck_window_shows_every_sounding_note_its_onset(tokenizer):
+    """Cut a real piece's words anywhere: the window's note-offs all follow their onsets, the notes sounding
+    at its end are the piece's, and the music after the cut is the piece's, word for word."""
+    layout = tokenizer.layout
+    words = prompt_ids(tokenizer, read_prompt(LACRIMOSA_PROMPT, tokenizer), None)[2:]
+    whole_unmatched, whole_open = _unmatched_offs_and_open_notes(layout, words)
+    assert whole_unmatched == 0
+    cut_through_notes = 0
+    for room in range(40, len(words), 37):
+        window = restruck_window(layout, words, room)
+        assert len(window) <= room
+        unmatched, still = _unmatched_offs_and_open_notes(layout, window)
+        assert unmatched == 0 and still == whole_open
+        first_wait = next(i for i, t in enumerate(window) if layout.is_wait(t))
+        assert all(layout.is_note_on(t) for t in window[:first_wait])  # the re-struck notes, then the music
+        assert window[first_wait:] == words[len(words) - len(window) + first_wait :]
+        raw = words[len(words) - room :]
+        cut_through_notes += _unmatched_offs_and_open_notes(layout, raw)[0] > 0
+    assert cut_through_notes > 3  # a plain cut would have hidden onsets: the test cuts through held notes
+    assert restruck_window(layout, words, len(words)) == words
+
+
+@pytest.mark.parametrize("attention", [{"attn_implementation": "sdpa"},
+                                       {"attn_implementation": "maia_sparse_fixed", "sparse_block": 8,
+                                        "sparse_summary": 2}], ids=["dense", "fixed"])  # fmt: skip
+def test_left_padded_rows_decode_as_if_alone(tokenizer, attention):
+    """Rows of different lengths in one batch (a re-struck window): each row's logits, prefill and steps, are
+    those of the row decoded alone, in the lean decoder and in the model's own forward."""
+    torch.manual_seed(0)
+    config = MaiaConfig(vocab_size=len(tokenizer), **{**TINY_GPT, "n_positions": 64, **attention})
+    model = MaiaForCausalLM(config).eval()
+    rows = [torch.randint(4, 200, (30,)).tolist(), torch.randint(4, 200, (21,)).tolist()]
+    context, mask = left_padded(rows, tokenizer.pad_token_id)
+    assert mask is not None and mask.sum(1).tolist() == [30, 21]
+    follow = torch.randint(4, 200, (2, 8))
+    with torch.inference_mode():
+        lean = LeanGPT2Decoder(model, batch=2, total_length=38)
+        steps = [lean.prefill(context, mask)] + [lean.step(follow[:, t]) for t in range(7)]
+        got = torch.stack(steps, dim=1)
+        for r, row in enumerate(rows):
+            alone = model(input_ids=torch.tensor([row + follow[r, :7].tolist()])).logits[0, len(row) - 1 :]
+            torch.testing.assert_close(got[r], alone, rtol=1e-5, atol=1e-5)
+    # The loop itself, greedy: the same tokens as each row sampled alone, lean or not.
+    special = {"do_sample": False, "top_k": None, "eos_token_id": None, "pad_token_id": 0}
+    batched = sample(model, context, 10, attention_mask=mask, **special)
+    model.train()  # the lean decoder does not apply: the model's forward with the mask and positions
+    plain = sample(model, context, 10, attention_mask=mask, **special)
+    model.eval()
+    for r, row in enumerate(rows):
+        alone = sample(model, torch.tensor([row]), 10, **special)[0, len(row) :].tolist()
+        assert batched[r, -10:].tolist() == alone == plain[r, -10:].tolist()
+
+
+def test_sliding_window_never_hides_a_sounding_notes_onset(tokenizer, tiny_model):
+    """Over 400 tokens in 96 positions, every chunk's window shows the onset of each note it may end; the
+    candidates of one batch get windows of their own."""
+    layout = tokenizer.layout
+    windows = []
+    forward = tiny_model.forward
+
+    def spy(*args, **kwargs):
+        if kwargs["input_ids"].shape[1] > 1:
+            windows.extend(kwargs["input_ids"].tolist())
+        return forward(*args, **kwargs)
+
+    history = prompt_ids(tokenizer, read_prompt(LACRIMOSA_PROMPT, tokenizer, prompt_bars=2), "mozart")
+    tiny_model.forward = spy
+    try:
+        torch.manual_seed(5)
+        rows = sample_with_sliding_window(
+            tiny_model, history, 400, NotewiseConstraintProcessor(tokenizer, None, max_note_steps=96),
+            num_sequences=3, layout=layout, top_k=5, eos_token_id=None, pad_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+    finally:
+        del tiny_model.forward
+    assert len(rows) == 3 and all(len(row) == 400 for row in rows)
+    assert len(windows) > 3 * 5
+    for window in windows:
+        assert window[:2] == history[:2] and len(window) <= 96
+        assert _unmatched_offs_and_open_notes(layout, window[2:])[0] == 0
+    for row in rows:  # the piece itself is whole: every note-off ends a note that sounds
+        assert _unmatched_offs_and_open_notes(layout, history[2:] + row)[0] == 0
 
 
 class _InterruptAfter(LogitsProcessor):
