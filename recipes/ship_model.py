@@ -6,8 +6,11 @@
 The candidate (a finished run's ``final/`` or a training checkpoint; a checkpoint without ``config.json``
 takes the configuration of ``--config-from``, by default the shipped model's) and the shipped model
 (``--base``, default ``maia_hf.DEFAULT_MODEL``) are scored on the same validation split of ``--data``, each
-token once (``maia_hf.evaluation.validation_nll``). The candidate ships only with fewer bits per token
-(``--force`` ships anyway). Shipping writes the weights (safetensors), the configuration without the
+token once (``maia_hf.evaluation.validation_nll``). The candidate ships only with fewer bits per token;
+a candidate trained to fill in the middle must also use what comes after a gap: on every held-out gap
+(``maia_hf.evaluation.infilling.infilling_nll``, all validation windows) its middle must cost fewer bits
+given prefix and suffix than given the prefix alone (``--force`` ships anyway; ``--skip-infilling`` leaves
+the infilling figures out). Shipping writes the weights (safetensors), the configuration without the
 ``auto_map`` of ``trust_remote_code`` copies (inside the package the code is the package), a generation
 configuration that samples (``do_sample``, top-k 5, a 512-token default), the tokenizer, and the card as
 ``README.md``; the directory must stay under 30 MB. Never the optimizer or other checkpoint state.
@@ -48,6 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "validation set when the corpus has grown; e.g. piano-midi-de/ music21:bach/ for maia-small v1)",
     )
     parser.add_argument("--compare-only", action="store_true", help="compare and report; ship nothing")
+    parser.add_argument("--skip-infilling", action="store_true",
+                        help="do not measure infilling (the figures and the check that the suffix helps)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -82,9 +87,11 @@ def load_candidate(args):
     return model.eval(), tokenizer
 
 
-def compare(candidate, base, tokenizer, data: Path, sources=None) -> dict:
+def compare(candidate, base, tokenizer, data: Path, sources=None, infilling: bool = True) -> dict:
     """Both models' likelihood on the same validation split, each token once; with ``sources``, also on
-    its pieces from those sources, which then decide."""
+    its pieces from those sources, which then decide. With ``infilling`` and a candidate that has the
+    fill-in-the-middle tokens, both models' bits per middle token on every held-out gap (``infilling``; the
+    shipped model's only if it has the tokens too)."""
     from maia_hf import MaiaForCausalLM
     from maia_hf.data import load_corpus
     from maia_hf.evaluation import validation_nll
@@ -103,7 +110,28 @@ def compare(candidate, base, tokenizer, data: Path, sources=None) -> dict:
             "candidate": validation_nll(candidate, tokenizer, split, max_windows=0),
             "base": validation_nll(base_model, tokenizer, split, max_windows=0),
         }
+    if infilling and tokenizer.layout.has_fim:
+        from maia_hf.evaluation.infilling import infilling_nll
+
+        fits = base_model.config.vocab_size == len(tokenizer)
+        result["infilling"] = {
+            "candidate": infilling_nll(candidate, tokenizer, corpus["validation"], max_windows=0),
+            "base": infilling_nll(base_model, tokenizer, corpus["validation"], max_windows=0) if fits else None,
+        }
     return result
+
+
+def refusal(result: dict) -> str | None:
+    """Why the candidate of a :func:`compare` result must not ship, or None when it may."""
+    decisive = result["splits"][result["decides"]]
+    if decisive["candidate"]["bits_per_token"] >= decisive["base"]["bits_per_token"]:
+        return "the candidate is not better than the shipped model"
+    fill = (result.get("infilling") or {}).get("candidate")
+    if fill and fill["bits_per_token_with_suffix"] >= fill["bits_per_token_prefix_only"]:
+        return (f"the candidate does not use what comes after a gap: its middle costs "
+                f"{fill['bits_per_token_with_suffix']:.3f} bits/token with the suffix, "
+                f"{fill['bits_per_token_prefix_only']:.3f} with the prefix alone")  # fmt: skip
+    return None
 
 
 def ship(model, tokenizer, card: Path, dest: Path) -> int:
@@ -137,20 +165,25 @@ def main(argv=None) -> int:
     import maia_hf  # noqa: F401  (registers the sparse attention the models use)
 
     candidate, tokenizer = load_candidate(args)
-    result = compare(candidate, args.base, tokenizer, args.data, args.sources)
+    result = compare(candidate, args.base, tokenizer, args.data, args.sources, infilling=not args.skip_infilling)
     for name, split in result["splits"].items():
         c, b = split["candidate"], split["base"]
         print(f"validation {name} ({c['tokens']:,} tokens, each once): candidate {c['bits_per_token']:.3f} "
               f"bits/token, {c['bits_per_note']:.2f} bits/note; shipped {b['bits_per_token']:.3f} bits/token, "
               f"{b['bits_per_note']:.2f} bits/note")  # fmt: skip
-    decisive = result["splits"][result["decides"]]
-    c, b = decisive["candidate"], decisive["base"]
+    for name, fill in (result.get("infilling") or {}).items():
+        if fill is not None:
+            print(f"infilling, {'candidate' if name == 'candidate' else 'shipped'} ({fill['gaps']} gaps, "
+                  f"{fill['tokens']:,} middle tokens, {fill['order']}): {fill['bits_per_token_with_suffix']:.3f} "
+                  f"bits/token with the suffix, {fill['bits_per_token_prefix_only']:.3f} with the prefix alone, "
+                  f"{fill['bits_per_token_other_suffix']:.3f} after another gap's suffix")  # fmt: skip
     if args.report:
         args.report.write_text(json.dumps(result, indent=1))
     if args.compare_only:
         return 0
-    if c["bits_per_token"] >= b["bits_per_token"] and not args.force:
-        print("ship_model: the candidate is not better than the shipped model; nothing shipped", file=sys.stderr)
+    reason = refusal(result)
+    if reason is not None and not args.force:
+        print(f"ship_model: {reason}; nothing shipped", file=sys.stderr)
         return 1
     size = ship(candidate, tokenizer, args.card, args.dest)
     print(f"shipped -> {args.dest} ({size / 2**20:.1f} MB)")

@@ -37,6 +37,7 @@ _LAZY = {
     "infill_between": "infill",
     "infill_piece": "infill",
     "NotewiseConstraintProcessor": "logits_process",
+    "KeyProfile": "logits_process",
     "PitchClassGuidance": "logits_process",
     "prompt_grid": "guidance",
     "resolve_guidance": "guidance",

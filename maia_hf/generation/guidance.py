@@ -8,10 +8,11 @@ drew (:class:`~maia_hf.generation.SequenceLogProbability`, the raw logits) are u
   the constraints (:class:`~maia_hf.generation.NotewiseConstraintProcessor` ``grid_steps``). ``"auto"`` takes
   the coarsest subdivision of the beat that the prompt's own onsets keep (:func:`prompt_grid`: eighths for
   Mozart's Lacrimosa; none for a prompt in free rhythm, which then stays free).
-- **Key guidance** (``key_guidance=STRENGTH``): note-ons are weighted by the prompt's pitch-class profile
-  raised to ``STRENGTH`` and renormalised among themselves, so the music stays as dense as the model makes
-  it (:class:`~maia_hf.generation.PitchClassGuidance`); 0 is off, 1 weighs model and prompt alike. No pitch
-  class is ever forbidden.
+- **Key guidance** (``key_guidance=STRENGTH``): note-ons are weighted by the prompt's pitch-class profile,
+  and by how far the note-ons in view are from the prompt's own shares (a pitch class already overused is
+  leaned away from), raised to ``STRENGTH`` and renormalised among themselves, so the music stays as dense
+  as the model makes it (:class:`~maia_hf.generation.PitchClassGuidance`); 0 is off, 1 weighs model and
+  prompt alike. No pitch class is ever forbidden.
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ def prompt_grid(piece, steps_per_quarter: int = 12) -> int | None:
 
 
 def resolve_guidance(piece, grid=None, key_guidance=0.0, steps_per_quarter: int = 12):
-    """``(grid_steps, profile)`` for a prompt: the onset grid in steps (None: free) and the pitch-class
-    profile the key guidance leans toward (None: no guidance).
+    """``(grid_steps, profile)`` for a prompt: the onset grid in steps (None: free) and the prompt's
+    :class:`~maia_hf.generation.logits_process.KeyProfile` the key guidance leans toward (None: no guidance).
 
     Raises:
         MaiaInputError: a bad value (:func:`check_guidance`), or key guidance asked for a prompt without notes.
@@ -120,12 +121,12 @@ def resolve_guidance(piece, grid=None, key_guidance=0.0, steps_per_quarter: int 
         grid_steps = grid if isinstance(grid, int) and grid > 1 else None
     profile = None
     if key_guidance:
-        from ..evaluation.fidelity import pitch_class_profile
+        from .logits_process import KeyProfile
 
         if piece is None or len(piece.notes) == 0:
             raise MaiaInputError(
                 "key guidance leans toward the prompt's pitch classes, and there is no prompt: give one, or "
                 "set the key guidance to 0"
             )
-        profile = pitch_class_profile(piece.notes)
+        profile = KeyProfile.of(piece.notes)
     return grid_steps, profile

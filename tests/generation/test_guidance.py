@@ -65,6 +65,39 @@ def test_key_guidance_keeps_the_prompts_pitch_classes(tokenizer, tiny_model):
     assert shares[0] < 0.8 and shares[1] > 0.95  # the random model alone wanders over all twelve
 
 
+@pytest.mark.parametrize("balance", [0.0, 1.0])
+def test_balance_brings_the_drawn_pitch_classes_toward_the_prompts(tokenizer, balance):
+    """A model that keeps choosing C, a prompt that is 40 % C: the plain lean still draws C nine times in ten;
+    with the balance (the default) the note-ons in view push back, and C's share comes down toward 40 %."""
+    import torch
+
+    from maia_hf.generation import KeyProfile, PitchClassGuidance
+
+    prompt = NoteArray.from_lists([60, 60, 64, 67, 72, 64, 67, 60, 64, 67], list(range(0, 60, 6)), list(range(6, 66, 6)))
+    profile = KeyProfile.of(prompt)
+    assert round(float(profile.onsets[0]), 2) == 0.4
+    on = tokenizer.layout.on
+    pitches = [on + 60 - tokenizer.layout.pitch_min + k for k in (0, 4, 7)]  # C, E, G
+    logits = torch.full((1, len(tokenizer)), -float("inf"))
+    logits[0, pitches] = torch.tensor([3.0, 0.0, 0.0])  # the model: C twenty times as likely as E or G
+
+    def share_of_c(lean) -> float:
+        generator, ids = torch.Generator().manual_seed(0), []
+        for _ in range(400):
+            window = torch.tensor([ids[-200:]], dtype=torch.long)
+            p = lean(window, logits.clone()).softmax(-1)[0]
+            ids.append(int(torch.multinomial(p, 1, generator=generator)))
+        return ids[100:].count(pitches[0]) / 300
+
+    plain = share_of_c(PitchClassGuidance(tokenizer, profile, 1.0, balance=0.0))
+    shared = share_of_c(PitchClassGuidance(tokenizer, profile, 1.0, balance=balance))
+    assert plain > 0.85
+    if balance:
+        assert shared < plain - 0.1 and abs(shared - 0.4) < abs(plain - 0.4)
+    else:
+        assert shared == plain
+
+
 def test_score_stays_the_unguided_models(tokenizer, tiny_model):
     import torch
 

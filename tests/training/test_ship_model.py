@@ -55,3 +55,27 @@ def test_only_a_better_candidate_ships(tiny_corpus, tmp_path):
     assert "auto_map" not in json.loads((dest / "config.json").read_text())
     result = json.loads(report.read_text())
     assert result["splits"]["all"]["candidate"]["tokens"] == result["splits"]["all"]["base"]["tokens"] > 0
+    fill = result["infilling"]  # the default vocabulary has the fill-in-the-middle tokens: both are measured
+    assert fill["candidate"]["gaps"] == fill["base"]["gaps"] > 0 and "infilling, candidate" in shipped.stdout
+
+
+def _result(candidate: float, base: float, with_suffix=None, prefix_only=None) -> dict:
+    result = {"decides": "all", "splits": {"all": {"candidate": {"bits_per_token": candidate},
+                                                    "base": {"bits_per_token": base}}}}  # fmt: skip
+    if with_suffix is not None:
+        fill = {"bits_per_token_with_suffix": with_suffix, "bits_per_token_prefix_only": prefix_only}
+        result["infilling"] = {"candidate": fill, "base": None}
+    return result
+
+
+def test_a_candidate_that_ignores_the_suffix_does_not_ship():
+    sys.path.insert(0, str(REPO / "recipes"))
+    try:
+        import ship_model
+    finally:
+        sys.path.remove(str(REPO / "recipes"))
+    assert ship_model.refusal(_result(1.8, 1.9)) is None  # no infilling figures: likelihood decides
+    assert ship_model.refusal(_result(1.8, 1.9, 1.85, 1.86)) is None
+    assert "not better" in ship_model.refusal(_result(1.95, 1.9, 1.85, 1.86))
+    reason = ship_model.refusal(_result(1.8, 1.9, 1.87, 1.86))
+    assert "does not use what comes after a gap" in reason and "1.870" in reason and "1.860" in reason
