@@ -124,7 +124,7 @@ def report_markdown(report: dict) -> str:
         g = m["generation"]
         speed = f"{g['tokens']:,} tokens, {_f(g['tokens_per_second'], 0)}/s"
         lines.append(f"| {name} | `{m['dir']}` | {m['parameters']:,} | {speed} |")
-    lines += _likelihood(report) + _bleu(models, real) + _statistics(models, real)
+    lines += _likelihood(report) + _infilling(models) + _bleu(models, real) + _statistics(models, real)
     lines += _memorisation(models, real) + _well_formedness(models) + _discriminator(models)
     lines += ["", f"Evaluation took {report.get('seconds', 0):.0f} s.", ""]
     return "\n".join(lines)
@@ -148,6 +148,27 @@ def _likelihood(report: dict) -> list[str]:
              _f(n.get("bits_per_note")), _f(n.get("perplexity"), 2)]
         )  # fmt: skip
     return lines + _table(["model", "tokens", "nats/token", "bits/token", "bits/note", "perplexity"], rows)
+
+
+def _infilling(models: dict) -> list[str]:
+    filled = {name: m["infilling"] for name, m in models.items() if m.get("infilling")}
+    if not filled:
+        return []
+    lines = [
+        "", "## Infilling", "",
+        "Bits per middle token of held-out gaps of 1-4 bars cut from the same windows (lower is better): given "
+        "the prefix and the suffix in the model's fill-in-the-middle order, given the prefix alone (left to "
+        "right), and after another gap's suffix. A model that uses what comes after the gap gives the middle "
+        "fewer bits with its suffix than with the prefix alone, and than with a wrong suffix.", "",
+    ]  # fmt: skip
+    rows = [
+        [name, f["order"], _f(f["gaps"]), _f(f["tokens"]), _f(f["bits_per_token_with_suffix"]),
+         _f(f["bits_per_token_prefix_only"]), _f(f["bits_per_token_other_suffix"]), f"{100 * f['saving']:.1f}%"]
+        if f["gaps"] else [name, f["order"], "0", "0", "-", "-", "-", "-"]
+        for name, f in filled.items()
+    ]  # fmt: skip
+    header = ["model", "order", "gaps", "middle tokens", "with the suffix", "prefix alone", "another suffix", "saving"]
+    return lines + _table(header, rows)
 
 
 def _bleu(models: dict, real: dict) -> list[str]:

@@ -16,6 +16,9 @@ For each model directory and one corpus built by :func:`maia_hf.data.build_datas
    decoder had to make (note-offs of silent pitches, notes never closed, re-strikes of sounding pitches);
 6. **a discriminator** (:mod:`~maia_hf.evaluation.discriminator`): a logistic regression trained to tell
    real excerpts from generated ones; its held-out accuracy (50%: it cannot tell them apart).
+7. **infilling**, for a model trained to fill in the middle (its ``config.fim_order``): the bits per middle
+   token of held-out gaps given prefix and suffix, given the prefix alone, and after another gap's suffix
+   (:func:`~maia_hf.evaluation.infilling.infilling_nll`, on the same validation windows as the likelihood).
 
 The corpus keeps no time signatures, so a bar here is four quarter notes (48 steps at 12 a quarter).
 :mod:`~maia_hf.evaluation.corpus` reads the real music and the references from the corpus;
@@ -304,6 +307,13 @@ def _evaluate_model(name, model, tokenizer, corpus: EvaluationCorpus, real, conf
     entry = {"parameters": int(sum(p.numel() for p in model.parameters()))}
     if corpus.nll_split is not None:
         entry["nll"] = validation_nll(model, tokenizer, corpus.nll_split, config.nll_windows, config.batch_size)
+        if getattr(model.config, "fim_order", None) and tokenizer.layout.has_fim:
+            from .infilling import infilling_nll
+
+            _log(progress, f"{name}: infilling")
+            entry["infilling"] = infilling_nll(
+                model, tokenizer, corpus.nll_split, max_windows=config.nll_windows, batch_size=config.batch_size
+            )
     composers = [s.composer for s in corpus.excerpts]
     _log(progress, f"{name}: generating {config.pieces} pieces of {config.bars} bars")
     generated, totals = generate_samples(model, tokenizer, composers, config, constrained=True)

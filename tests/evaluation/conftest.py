@@ -55,6 +55,7 @@ def models(tmp_path_factory):
     tokenizer = MaiaTokenizer()
     torch.manual_seed(0)
     gpt = MaiaForCausalLM(MaiaConfig(vocab_size=len(tokenizer), **{**TINY_GPT, "n_positions": 48}))
+    gpt.config.fim_order = "spm"  # as a run with fill-in-the-middle windows records it: evaluated for infilling
     lstm = MaiaLstmForCausalLM(MaiaLstmConfig(vocab_size=len(tokenizer), hidden_size=16))
     for name, model in (("tiny-gpt", gpt), ("tiny-lstm", lstm)):
         model.save_pretrained(tmp / name)

@@ -49,6 +49,11 @@ def test_the_reports_numbers_are_sane(report_dir, tokenizer):
         d = m["discriminator"]
         assert (d["real"], d["generated"], d["folds"]) == (3, 3, 3) and 0 <= d["accuracy"] <= 1
     assert real["memorisation"]["longest_ngram_max"] >= 1
+    fill = report["models"]["tiny-gpt"]["infilling"]  # trained (here: marked) to fill in the middle
+    assert fill["order"] == "spm" and "infilling" not in report["models"]["tiny-lstm"]
+    assert fill["gaps"] == 0 or fill["bits_per_token_with_suffix"] > 0
+    markdown = (report_dir / "report.md").read_text()
+    assert "## Infilling" in markdown and "| tiny-gpt | spm |" in markdown
     assert real["statistics"]["scale_consistency"]["mean"] > 0.5
 
 
