@@ -151,6 +151,9 @@ def write_report(row: dict, name: str, runs: int, best_of: int) -> None:
     lines = lacrimosa_table(name, variants)
     print("\n".join(decoding + [""] + lines))
     load_before, load_after = row["load_average"]
+    # Hand-written sections after the generated part (a profile, a reading) are kept as they are.
+    old = REPORT.read_text() if REPORT.exists() else ""
+    kept = old[old.index("\n## ") :] if "\n## " in old else ""
     REPORT.write_text(
         "# Generation speed\n\n"
         f"Measured by `benchmarks/bench_generation.py` on {row['date']}: {row['machine']}, torch {row['torch']}, "
@@ -169,6 +172,7 @@ def write_report(row: dict, name: str, runs: int, best_of: int) -> None:
         f"{best_of}` does: {best_of} completions decoded as one batch of {best_of} rows, the one with the highest "
         "mean log-probability per token under the unconstrained model kept. Tokens and tokens/s count the kept "
         "completion only; the candidates' scores of every run are in `generation.json`.\n"
+        + kept
     )
 
 
