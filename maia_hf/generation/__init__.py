@@ -4,8 +4,8 @@ Modules, in the order music flows through them:
 
 - ``prompts``: :func:`read_prompt`, the one reader of prompts (files, corpus names, notewise text, MIDI bytes).
 - ``logits_process``: :class:`NotewiseConstraintProcessor`, the rules that keep sampled text well-formed,
-  :class:`SequenceLogProbability`, the unconstrained model's score of what was drawn, :class:`PitchClassGuidance`
-  (a lean toward the prompt's key) and the sampling warpers.
+  :class:`SequenceLogProbability`, the unconstrained model's score of what was drawn, and the sampling warpers.
+- ``pitch_guidance``: :class:`PitchClassGuidance` (a lean toward the prompt's key, in balance) and :class:`KeyProfile`.
 - ``guidance``: :func:`prompt_grid` and :func:`resolve_guidance`, the key and onset grid a prompt keeps.
 - ``decoding``: :func:`sample` (the loop of ``generate(do_sample=True)``, lean), the lean GPT-2 decoder
   behind it and :func:`sample_with_sliding_window`, which lets any model write any length.
@@ -37,8 +37,8 @@ _LAZY = {
     "infill_between": "infill",
     "infill_piece": "infill",
     "NotewiseConstraintProcessor": "logits_process",
-    "KeyProfile": "logits_process",
-    "PitchClassGuidance": "logits_process",
+    "KeyProfile": "pitch_guidance",
+    "PitchClassGuidance": "pitch_guidance",
     "prompt_grid": "guidance",
     "resolve_guidance": "guidance",
     "SequenceLogProbability": "logits_process",

@@ -342,7 +342,8 @@ def continue_piece(
         `list[Continuation]`, one per returned sequence.
     """
     from .guidance import resolve_guidance
-    from .logits_process import NotewiseConstraintProcessor, PitchClassGuidance
+    from .logits_process import NotewiseConstraintProcessor
+    from .pitch_guidance import PitchClassGuidance
     from .streamers import NoteStreamer
 
     check_generation_settings(

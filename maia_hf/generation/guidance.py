@@ -109,7 +109,7 @@ def prompt_grid(piece, steps_per_quarter: int = 12) -> int | None:
 
 def resolve_guidance(piece, grid=None, key_guidance=0.0, steps_per_quarter: int = 12):
     """``(grid_steps, profile)`` for a prompt: the onset grid in steps (None: free) and the prompt's
-    :class:`~maia_hf.generation.logits_process.KeyProfile` the key guidance leans toward (None: no guidance).
+    :class:`~maia_hf.generation.pitch_guidance.KeyProfile` the key guidance leans toward (None: no guidance).
 
     Raises:
         MaiaInputError: a bad value (:func:`check_guidance`), or key guidance asked for a prompt without notes.
@@ -121,7 +121,7 @@ def resolve_guidance(piece, grid=None, key_guidance=0.0, steps_per_quarter: int 
         grid_steps = grid if isinstance(grid, int) and grid > 1 else None
     profile = None
     if key_guidance:
-        from .logits_process import KeyProfile
+        from .pitch_guidance import KeyProfile
 
         if piece is None or len(piece.notes) == 0:
             raise MaiaInputError(

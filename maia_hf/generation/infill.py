@@ -159,7 +159,8 @@ def _fill(model, tokenizer, piece: Piece, gap: tuple[int, int], bars: tuple[int,
 
     from ..data.fim import fim_order_of, fim_passages, split_at_gap
     from .guidance import resolve_guidance
-    from .logits_process import NotewiseConstraintProcessor, PitchClassGuidance
+    from .logits_process import NotewiseConstraintProcessor
+    from .pitch_guidance import PitchClassGuidance
     from .ranking import sample_best_of
     from .streamers import NoteStreamer
 
