@@ -461,8 +461,8 @@ def restruck_window(layout, tokens: list[int], room: int) -> list[int]:
     sounding: dict[int, int | None] = {}  # pitch -> the dynamics word it was struck with
     current = None
     for i, token in enumerate(tokens):
-        if wait <= token < wait + layout.max_wait:
-            struck = _strike(sounding, on)
+        if wait <= token < wait + layout.max_wait and len(sounding) + len(tokens) - i <= room:
+            struck = _strike(sounding, on)  # the note-ons, and dynamics words where they change
             if len(struck) + len(tokens) - i <= room:
                 return struck + list(tokens[i:])
         elif on <= token < on + n:
