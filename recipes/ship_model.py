@@ -146,6 +146,7 @@ def ship(model, tokenizer, card: Path, dest: Path) -> int:
         for name in ("config.json", "tokenizer_config.json"):
             data = json.loads((out / name).read_text())
             data.pop("auto_map", None)
+            data.pop("local_files_only", None)  # how this machine loaded it (HF_HUB_OFFLINE), not the model's
             (out / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         size = sum((out / name).stat().st_size for name in SHIPPED)
         if size > LIMIT_BYTES:

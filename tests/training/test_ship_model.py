@@ -53,6 +53,7 @@ def test_only_a_better_candidate_ships(tiny_corpus, tmp_path):
     generation = json.loads((dest / "generation_config.json").read_text())
     assert generation["do_sample"] is True and generation["top_k"] == 5 and generation["max_new_tokens"] == 512
     assert "auto_map" not in json.loads((dest / "config.json").read_text())
+    assert "local_files_only" not in json.loads((dest / "tokenizer_config.json").read_text())
     result = json.loads(report.read_text())
     assert result["splits"]["all"]["candidate"]["tokens"] == result["splits"]["all"]["base"]["tokens"] > 0
     fill = result["infilling"]  # the default vocabulary has the fill-in-the-middle tokens: both are measured
