@@ -171,8 +171,7 @@ def write_report(row: dict, name: str, runs: int, best_of: int) -> None:
         f"*Best of {best_of}*: `continue_piece(..., candidates={best_of})`, as `maia lacrimosa --candidates "
         f"{best_of}` does: {best_of} completions decoded as one batch of {best_of} rows, the one with the highest "
         "mean log-probability per token under the unconstrained model kept. Tokens and tokens/s count the kept "
-        "completion only; the candidates' scores of every run are in `generation.json`.\n"
-        + kept
+        "completion only; the candidates' scores of every run are in `generation.json`.\n" + kept
     )
 
 

@@ -185,6 +185,16 @@ class LeanGPT2Decoder:
         self.pads, self.length = pads, input_ids.shape[1]
         return torch.stack(logits)
 
+    def retain(self, rows: torch.Tensor) -> None:
+        """Decode only ``rows`` (a (B,) boolean mask or indices) from now on; the other rows' buffers go.
+
+        A finished sequence of a batch (best-of-N) stops costing a decoding step; the rows kept go on as
+        they were, in their order.
+        """
+        self.keys, self.values = self.keys[:, rows], self.values[:, rows]
+        if self.pads is not None:
+            self.pads, self.row_masks = self.pads[rows], self.row_masks[rows]
+
     def step(self, tokens: torch.LongTensor) -> torch.Tensor:
         """Logits (B, V) after appending ``tokens`` (B,), one per sequence.
 
@@ -265,7 +275,8 @@ def sample(
 
     Returns:
         `torch.LongTensor` of shape ``(batch, prompt + new)``; a sequence stops after ``eos_token_id`` and is
-        padded with ``pad_token_id`` while others go on.
+        padded with ``pad_token_id`` while others go on (with the lean decoder it no longer costs a step,
+        and ``finished`` rows are not run through the model at all).
     """
     # Called one by one: LogitsProcessorList inspects every processor's signature at every step.
     processors = list(logits_processor or []) + sampling_warpers(temperature, top_k, top_p)
@@ -278,7 +289,11 @@ def sample(
     if finished is not None:
         unfinished &= ~finished.to(input_ids.device)
     total = length + max_new_tokens
-    lean = LeanGPT2Decoder(model, batch, total) if LeanGPT2Decoder.applies(model, total) else None
+    # The lean decoder computes the unfinished rows only (``live``); a finished row's scores are zeros.
+    lean = live = None
+    if LeanGPT2Decoder.applies(model, total) and bool(unfinished.any()):
+        live = unfinished.nonzero().squeeze(1)
+        lean = LeanGPT2Decoder(model, len(live), total)
     padding = {}  # for the model's own forward: the mask so far and each row's positions
     if attention_mask is not None and not bool(attention_mask.bool().all()):
         grown = torch.cat([attention_mask.long(), attention_mask.new_ones(batch, max_new_tokens).long()], dim=1)
@@ -290,9 +305,12 @@ def sample(
         for _ in range(max_new_tokens):
             if lean is not None:
                 if lean.length == 0:
-                    logits = lean.prefill(step_input, attention_mask)
+                    mask = None if attention_mask is None else attention_mask[live]
+                    logits = lean.prefill(step_input[live], mask)
                 else:
-                    logits = lean.step(step_input[:, 0])
+                    logits = lean.step(step_input[live, 0])
+                if len(live) < batch:
+                    logits = logits.new_zeros(batch, logits.shape[-1]).index_copy_(0, live, logits)
             else:
                 extra = {}
                 if padding:
@@ -317,6 +335,10 @@ def sample(
                 streamer.put(token.cpu())
             if not bool(unfinished.any()):
                 break
+            if lean is not None and not bool(unfinished[live].all()):
+                kept = unfinished[live]
+                lean.retain(kept)
+                live = live[kept]
             step_input = token[:, None]
     except KeyboardInterrupt as exc:  # the tokens drawn so far go up with the interruption
         raise GenerationInterrupted(ids=ids[:, :length]) from exc
@@ -423,7 +445,8 @@ def _chunk_context(head, body, window: int, left: int, layout=None, pad: int = 0
     kept = min(room - chunk, body.shape[1])
     if layout is None or kept == body.shape[1]:
         return torch.cat([head, body[:, body.shape[1] - kept :]], dim=1), None, chunk
-    rows = [head_row + restruck_window(layout, row, kept) for head_row, row in zip(head.tolist(), body.tolist())]
+    pairs = zip(head.tolist(), body.tolist(), strict=True)
+    rows = [head_row + restruck_window(layout, row, kept) for head_row, row in pairs]
     return (*left_padded(rows, pad, body.device), chunk)
 
 

@@ -237,3 +237,48 @@ def test_ctrl_c_in_sample_carries_the_prompt_and_tokens(tokenizer, tiny_model):
     with pytest.raises(GenerationInterrupted) as stopped:
         sample(tiny_model, prompt, 30, [_InterruptAfter(7)], pad_token_id=tokenizer.pad_token_id)
     assert stopped.value.ids.shape == (2, prompt.shape[1] + 7)
+
+
+class _EndRowAt(LogitsProcessor):
+    """Force ``<end>`` on ``row`` at the ``n``-th call (a candidate of best-of-N that finishes early)."""
+
+    def __init__(self, eos: int, row: int, n: int):
+        self.eos, self.row, self.n, self.calls = eos, row, n, 0
+
+    def __call__(self, input_ids, scores):
+        self.calls += 1
+        if self.calls == self.n:
+            scores = scores.clone()
+            scores[self.row] = float("-inf")
+            scores[self.row, self.eos] = 0.0
+        return scores
+
+
+def test_a_finished_row_leaves_the_batch(tokenizer, tiny_model, monkeypatch):
+    """Best-of-N: a candidate that has written ``<end>`` is no longer run through the model (the next
+    chunk's prefill included), and the other rows draw what they drew when every row was computed."""
+    history = prompt_ids(tokenizer, None, "bach")
+    special = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    computed = []  # rows run through the lean decoder, per call
+    prefill, step = LeanGPT2Decoder.prefill, LeanGPT2Decoder.step
+    monkeypatch.setattr(
+        LeanGPT2Decoder, "prefill", lambda self, ids, mask=None: computed.append(len(ids)) or prefill(self, ids, mask)
+    )
+    monkeypatch.setattr(
+        LeanGPT2Decoder, "step", lambda self, tokens: computed.append(len(tokens)) or step(self, tokens)
+    )
+
+    def run():
+        torch.manual_seed(5)
+        return sample_with_sliding_window(
+            tiny_model, history, 150, NotewiseConstraintProcessor(tokenizer, 400),
+            logits_processor=[_EndRowAt(tokenizer.eos_token_id, row=1, n=20)], num_sequences=3, **special,
+        )  # fmt: skip
+
+    rows = run()
+    assert len(rows[1]) == 20 and rows[1][-1] == tokenizer.eos_token_id
+    assert [len(row) for row in (rows[0], rows[2])] == [150, 150]  # 96 positions: the window slid
+    assert computed[:20] == [3] * 20 and set(computed[20:]) == {2}  # the next chunks' prefills too
+    computed.clear()
+    monkeypatch.setattr(LeanGPT2Decoder, "applies", classmethod(lambda cls, model, total: False))
+    assert run() == rows and not computed  # the model's own forward on every row: the same draws

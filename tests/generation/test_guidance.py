@@ -73,7 +73,8 @@ def test_balance_brings_the_drawn_pitch_classes_toward_the_prompts(tokenizer, ba
 
     from maia_hf.generation import KeyProfile, PitchClassGuidance
 
-    prompt = NoteArray.from_lists([60, 60, 64, 67, 72, 64, 67, 60, 64, 67], list(range(0, 60, 6)), list(range(6, 66, 6)))
+    pitches = [60, 60, 64, 67, 72, 64, 67, 60, 64, 67]
+    prompt = NoteArray.from_lists(pitches, list(range(0, 60, 6)), list(range(6, 66, 6)))
     profile = KeyProfile.of(prompt)
     assert round(float(profile.onsets[0]), 2) == 0.4
     on = tokenizer.layout.on
