@@ -1,7 +1,8 @@
 """The decoding path: the sampling loop, the lean GPT-2 decoder behind it, and the sliding window.
 
 :func:`sample` is the loop of ``generate(do_sample=True)`` without its per-step overhead;
-:class:`LeanGPT2Decoder` runs a `MaiaForCausalLM`'s own operations on preallocated keys and values;
+:class:`LeanGPT2Decoder` (``lean_decoder``) runs a `MaiaForCausalLM`'s own operations on preallocated keys
+and values;
 :func:`sample_with_sliding_window` lets a model with few positions write a piece of any length, and
 :func:`restruck_window` cuts its windows so that the model sees every note still sounding. Every
 generation in maia (``continue_piece``, the CLI, the pipelines) goes through them.
@@ -9,13 +10,11 @@ generation in maia (``continue_piece``, the CLI, the pipelines) goes through the
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
-import torch.nn.functional as F
 from transformers import LogitsProcessor
 from transformers.generation.streamers import BaseStreamer
 
+from .lean_decoder import LeanGPT2Decoder
 from .logits_process import sampling_warpers
 
 __all__ = ["GenerationInterrupted", "LeanGPT2Decoder", "restruck_window", "sample", "sample_with_sliding_window"]
@@ -37,201 +36,6 @@ class GenerationInterrupted(KeyboardInterrupt):
     def __init__(self, ids=None, rows=None, scores=None):
         super().__init__("interrupted during sampling")
         self.ids, self.rows, self.scores = ids, rows, scores
-
-
-class _BlockTensors(NamedTuple):
-    """One GPT-2 block's tensors and functions, looked up once so that each step runs them directly."""
-
-    ln_1: tuple  # (normalized_shape, weight, bias, eps) for F.layer_norm
-    attn_bias: torch.Tensor
-    attn_weight: torch.Tensor  # (n_embd, 3 * n_embd): q, k and v at once
-    split_size: int
-    scaling: float
-    attn_proj_bias: torch.Tensor
-    attn_proj_weight: torch.Tensor
-    ln_2: tuple
-    fc_bias: torch.Tensor
-    fc_weight: torch.Tensor
-    act: object
-    mlp_proj_bias: torch.Tensor
-    mlp_proj_weight: torch.Tensor
-
-    @classmethod
-    def of(cls, block) -> _BlockTensors:
-        ln_1, attn, ln_2, mlp = block.ln_1, block.attn, block.ln_2, block.mlp
-        return cls(
-            (ln_1.normalized_shape, ln_1.weight, ln_1.bias, ln_1.eps),
-            attn.c_attn.bias, attn.c_attn.weight, attn.split_size, attn.scaling,
-            attn.c_proj.bias, attn.c_proj.weight,
-            (ln_2.normalized_shape, ln_2.weight, ln_2.bias, ln_2.eps),
-            mlp.c_fc.bias, mlp.c_fc.weight, mlp.act, mlp.c_proj.bias, mlp.c_proj.weight,
-        )  # fmt: skip
-
-
-class LeanGPT2Decoder:
-    """Incremental decoding of a `MaiaForCausalLM` without transformers' per-layer machinery.
-
-    The prompt runs through the model itself (its own forward and cache); each new token then runs the
-    same operations, in the same order and with the same kernels (``addmm``, ``layer_norm``, SDPA with the
-    pattern's boolean mask for the sparse implementations), on preallocated key/value buffers instead of
-    a growing cache. The logits are the model's own (tested to the bit); what goes is the Python work
-    around them, about half the time of a decoding step for a 5 M-parameter model on a CPU.
-
-    Args:
-        model (`MaiaForCausalLM`): in eval mode, see :meth:`applies`.
-        batch (`int`): sequences decoded together.
-        total_length (`int`): prompt and new tokens, at most the model's ``n_positions``.
-
-    Example:
-
-    ```python
-    >>> import torch
-    >>> from maia_hf import MaiaConfig, MaiaForCausalLM
-    >>> from maia_hf.generation.decoding import LeanGPT2Decoder
-    >>> config = MaiaConfig(vocab_size=300, n_layer=1, n_head=2, n_embd=16, n_inner=32, n_positions=16)
-    >>> model = MaiaForCausalLM(config).eval()
-    >>> ids = torch.tensor([[2, 40, 41, 42]])
-    >>> decoder = LeanGPT2Decoder(model, batch=1, total_length=4)
-    >>> with torch.inference_mode():
-    ...     steps = [decoder.prefill(ids[:, :3]), decoder.step(ids[:, 3])]
-    ...     full = model(input_ids=ids).logits
-    >>> torch.allclose(steps[1], full[:, 3], atol=1e-5)
-    True
-
-    ```
-    """
-
-    IMPLEMENTATIONS = ("sdpa", "maia_sparse_fixed", "maia_sparse_strided")
-
-    @classmethod
-    def applies(cls, model, total_length: int) -> bool:
-        """Whether this decoder gives ``model``'s logits for a sequence of ``total_length`` tokens."""
-        from ..modeling_maia import MaiaForCausalLM
-
-        config = getattr(model, "config", None)
-        return (
-            isinstance(model, MaiaForCausalLM)
-            and not model.training
-            and config._attn_implementation in cls.IMPLEMENTATIONS
-            and not config.add_cross_attention
-            and total_length <= config.n_positions
-        )
-
-    def __init__(self, model, batch: int, total_length: int):
-        from ..sparse_attention import SparsePattern
-
-        config = model.config
-        self.model, self.transformer = model, model.transformer
-        self.n_head, self.head_dim = config.n_head, config.n_embd // config.n_head
-        self.pattern = None
-        if config._attn_implementation.startswith("maia_sparse_"):
-            self.pattern = SparsePattern.from_config(config, config._attn_implementation[len("maia_sparse_") :])
-        first = next(model.parameters())
-        shape = (len(self.transformer.h), batch, self.n_head, total_length, self.head_dim)  # (L, B, nh, T, hs)
-        self.keys = torch.empty(shape, dtype=first.dtype, device=first.device)
-        self.values = torch.empty_like(self.keys)
-        self.length = 0
-        self.blocks = [_BlockTensors.of(block) for block in self.transformer.h]
-        # The pattern's (heads or 1, query, key) mask over every position this decoder will reach.
-        self.pattern_rows = None
-        if self.pattern is not None:
-            heads = torch.arange(self.n_head if self.pattern.varies_by_head else 1, device=first.device)
-            positions = torch.arange(total_length, device=first.device)
-            rows = self.pattern.allows(heads[:, None, None], positions[:, None], positions[None, :])
-            self.pattern_rows = torch.broadcast_to(rows, (len(heads), total_length, total_length))
-        # Left padding (rows of different lengths, see prefill): each row's pads, and its (B, H or 1, slot,
-        # slot) mask over the buffer's slots at its own sequence positions.
-        self.pads = self.row_masks = None
-
-    def prefill(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Run the prompt (B, T) through the model; keep its keys and values; return the last logits (B, V).
-
-        ``attention_mask`` (B, T), 0 on pads, allows rows of different lengths, padded on the left: each row
-        runs through the model alone, at positions 0, 1, ... of its own tokens, and every later step of the
-        row sees its own tokens only, at those positions. Its logits are those of the row decoded alone.
-        """
-        n = input_ids.shape[1]
-        if attention_mask is not None and not bool(attention_mask.bool().all()):
-            return self._prefill_padded(input_ids, attention_mask.bool())
-        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
-        for i, layer in enumerate(out.cache.layers):
-            self.keys[i, :, :, :n] = layer.keys
-            self.values[i, :, :, :n] = layer.values
-        self.length = n
-        return out.logits[:, -1]
-
-    def _prefill_padded(self, input_ids: torch.LongTensor, real: torch.BoolTensor) -> torch.Tensor:
-        pads = (~real).sum(dim=1)
-        if not bool((real == (torch.arange(real.shape[1], device=real.device)[None, :] >= pads[:, None])).all()):
-            raise ValueError("the attention mask must pad on the left only (zeros, then ones)")
-        logits = []
-        for row, pad in enumerate(pads.tolist()):
-            out = self.model(input_ids=input_ids[row : row + 1, pad:], use_cache=True, logits_to_keep=1)
-            for i, layer in enumerate(out.cache.layers):
-                self.keys[i, row, :, :pad] = 0  # masked, but never uninitialised memory (0 x NaN is NaN)
-                self.values[i, row, :, :pad] = 0
-                self.keys[i, row, :, pad : input_ids.shape[1]] = layer.keys[0]
-                self.values[i, row, :, pad : input_ids.shape[1]] = layer.values[0]
-            logits.append(out.logits[0, -1])
-        total, device = self.keys.shape[3], input_ids.device
-        position = torch.arange(total, device=device)[None, :] - pads[:, None]  # (B, slot): the row's position
-        q, k = position[:, None, :, None], position[:, None, None, :]
-        if self.pattern is not None:
-            heads = torch.arange(self.n_head if self.pattern.varies_by_head else 1, device=device)[None, :, None, None]
-            allowed = self.pattern.allows(heads, q.clamp(min=0), k.clamp(min=0))
-        else:
-            allowed = k <= q
-        self.row_masks = allowed & (k >= 0)
-        self.pads, self.length = pads, input_ids.shape[1]
-        return torch.stack(logits)
-
-    def retain(self, rows: torch.Tensor) -> None:
-        """Decode only ``rows`` (a (B,) boolean mask or indices) from now on; the other rows' buffers go.
-
-        A finished sequence of a batch (best-of-N) stops costing a decoding step; the rows kept go on as
-        they were, in their order.
-        """
-        self.keys, self.values = self.keys[:, rows], self.values[:, rows]
-        if self.pads is not None:
-            self.pads, self.row_masks = self.pads[rows], self.row_masks[rows]
-
-    def step(self, tokens: torch.LongTensor) -> torch.Tensor:
-        """Logits (B, V) after appending ``tokens`` (B,), one per sequence.
-
-        The operations of GPT-2's blocks as transformers runs them (``Conv1D`` is ``addmm`` on the 2D
-        view; ``LayerNorm`` is ``layer_norm``), minus the module calls around them.
-        """
-        t = self.transformer
-        position = self.length  # the buffer's slot; a row's own position is ``position - pads``
-        if self.pads is None:
-            hidden = t.wte(tokens[:, None]) + t.wpe.weight[position]  # (B, 1, C)
-        else:
-            hidden = t.wte(tokens[:, None]) + t.wpe.weight[position - self.pads][:, None]
-        batch, width = hidden.shape[0], hidden.shape[-1]
-        mask = None
-        if self.pads is not None:
-            mask = self.row_masks[:, :, position : position + 1, : position + 1]
-        elif self.pattern_rows is not None:
-            mask = self.pattern_rows[None, :, position : position + 1, : position + 1].expand(batch, -1, -1, -1)
-        for i, block in enumerate(self.blocks):
-            hidden = self._block(i, block, hidden, position, mask, batch, width)
-        self.length += 1
-        return self.model.lm_head(t.ln_f(hidden))[:, -1]
-
-    def _block(self, i: int, b: _BlockTensors, hidden, position: int, mask, batch: int, width: int):
-        n_head, head_dim = self.n_head, self.head_dim
-        x = F.layer_norm(hidden, *b.ln_1)
-        q, k, v = torch.addmm(b.attn_bias, x.view(-1, width), b.attn_weight).view(batch, 1, -1).split(b.split_size, 2)
-        q = q.view(batch, 1, n_head, head_dim).transpose(1, 2)  # (B, nh, 1, hs)
-        self.keys[i, :, :, position] = k.view(batch, n_head, head_dim)
-        self.values[i, :, :, position] = v.view(batch, n_head, head_dim)
-        keys, values = self.keys[i, :, :, : position + 1], self.values[i, :, :, : position + 1]
-        a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=b.scaling)
-        a = a.transpose(1, 2).reshape(batch, 1, width)
-        hidden = torch.addmm(b.attn_proj_bias, a.view(-1, width), b.attn_proj_weight).view(batch, 1, width) + hidden
-        x = F.layer_norm(hidden, *b.ln_2)
-        x = b.act(torch.addmm(b.fc_bias, x.view(-1, width), b.fc_weight))
-        return torch.addmm(b.mlp_proj_bias, x, b.mlp_proj_weight).view(batch, 1, width) + hidden
 
 
 @torch.inference_mode()

@@ -171,6 +171,28 @@ def test_left_padded_rows_decode_as_if_alone(tokenizer, attention):
         assert batched[r, -10:].tolist() == alone == plain[r, -10:].tolist()
 
 
+@pytest.mark.parametrize("summary", [3, 8], ids=["summary-3-of-8", "summary-whole-block"])
+def test_compact_keys_give_the_models_own_logits(tokenizer, summary):
+    """The fixed pattern's compact buffers (each row keeps the keys later queries may see): prefills that
+    end on a block boundary and inside one, rows at different positions, every block boundary crossed."""
+    torch.manual_seed(1)
+    attention = {"attn_implementation": "maia_sparse_fixed", "sparse_block": 8, "sparse_summary": summary}
+    model = MaiaForCausalLM(MaiaConfig(vocab_size=len(tokenizer), **{**TINY_GPT, "n_positions": 64, **attention}))
+    model.eval()
+    rows = [torch.randint(4, 200, (n,)).tolist() for n in (16, 13, 24)]
+    follow = torch.randint(4, 200, (3, 21))
+    with torch.inference_mode():
+        for batch in (rows, [rows[0]] * 2):  # padded rows; rows of one length (no pads)
+            context, mask = left_padded(batch, tokenizer.pad_token_id)
+            lean = LeanGPT2Decoder(model, batch=len(batch), total_length=context.shape[1] + 20)
+            assert lean.compact
+            steps = [lean.prefill(context, mask)] + [lean.step(follow[: len(batch), t]) for t in range(20)]
+            got = torch.stack(steps, dim=1)
+            for r, row in enumerate(batch):
+                ids = torch.tensor([row + follow[r, :20].tolist()])
+                torch.testing.assert_close(got[r], model(input_ids=ids).logits[0, len(row) - 1 :], rtol=1e-5, atol=1e-5)
+
+
 def test_sliding_window_never_hides_a_sounding_notes_onset(tokenizer, tiny_model):
     """Over 400 tokens in 96 positions, every chunk's window shows the onset of each note it may end; the
     candidates of one batch get windows of their own."""
