@@ -43,7 +43,7 @@ _LAZY = {
     "resolve_guidance": "guidance",
     "SequenceLogProbability": "logits_process",
     "sampling_warpers": "logits_process",
-    "LeanGPT2Decoder": "decoding",
+    "LeanGPT2Decoder": "lean_decoder",
     "sample": "decoding",
     "sample_with_sliding_window": "decoding",
     "RankedSample": "ranking",

@@ -67,7 +67,7 @@ class LeanGPT2Decoder:
     ```python
     >>> import torch
     >>> from maia_hf import MaiaConfig, MaiaForCausalLM
-    >>> from maia_hf.generation.decoding import LeanGPT2Decoder
+    >>> from maia_hf.generation.lean_decoder import LeanGPT2Decoder
     >>> config = MaiaConfig(vocab_size=300, n_layer=1, n_head=2, n_embd=16, n_inner=32, n_positions=16)
     >>> model = MaiaForCausalLM(config).eval()
     >>> ids = torch.tensor([[2, 40, 41, 42]])
