@@ -190,8 +190,9 @@ def _fill(model, tokenizer, piece: Piece, gap: tuple[int, int], bars: tuple[int,
         torch.manual_seed(options["seed"])
     results = []
     for _ in range(options["num_return_sequences"]):
+        # A gap may open on a rest (the piece around it has begun).
         constraints = NotewiseConstraintProcessor(tokenizer, budget, options["max_polyphony"], end - start, longest,
-                                                  grid_steps=grid_steps)  # fmt: skip
+                                                  grid_steps=grid_steps, leading_rest=True)  # fmt: skip
         streamer = NoteStreamer(tokenizer, bar_lines=[b - start for b in piece.bar_lines(spq, until=end)
                                                       if start <= b <= end], progress=options["progress"])  # fmt: skip
         sampled = sample_best_of(model, head, budget, options["candidates"], constraints, streamer, guidance,

@@ -59,6 +59,9 @@ class NotewiseConstraintProcessor(LogitsProcessor):
             the next wait returns to the grid. :func:`~maia_hf.generation.guidance.prompt_grid` finds the
             grid a prompt keeps.
         grid_origin (`int`, *optional*, defaults to 0): a step on the grid (the continuation's first bar line).
+        leading_rest (`bool`, *optional*, defaults to `False`): let a piece with no note yet (an empty prompt)
+            begin with a rest. By default its first music word is a note: a model that has seen windows
+            beginning anywhere in a piece otherwise starts from nothing with up to bars of silence.
 
     Attributes:
         interventions (`int`): sampling steps (summed over the batch) at which the model's most likely
@@ -95,6 +98,7 @@ class NotewiseConstraintProcessor(LogitsProcessor):
         max_note_steps: int | None = None,
         grid_steps: int | None = None,
         grid_origin: int = 0,
+        leading_rest: bool = False,
     ):
         if max_note_steps is not None and max_note_steps < 1:
             raise MaiaInputError(f"max_note_steps must be at least 1 step, got {max_note_steps}")
@@ -108,6 +112,7 @@ class NotewiseConstraintProcessor(LogitsProcessor):
         self.max_note_steps = max_note_steps
         self.grid_steps = grid_steps
         self.grid_origin = grid_origin
+        self.leading_rest = leading_rest
         self.interventions = 0
         self.masked_mass = 0.0
         self.steps = 0
@@ -131,6 +136,7 @@ class NotewiseConstraintProcessor(LogitsProcessor):
         # Length of the previous word if it was a wait: a rest is written as wait48s, then the remainder.
         self._last_wait = torch.zeros(batch, dtype=torch.long, device=device)
         self._finished = torch.zeros(batch, dtype=torch.bool, device=device)
+        self._begun = torch.zeros(batch, dtype=torch.bool, device=device)  # a note has been struck
         self.row_interventions = torch.zeros(batch, dtype=torch.long, device=device)
         self.row_steps = torch.zeros(batch, dtype=torch.long, device=device)
         self._advance(history)
@@ -159,6 +165,7 @@ class NotewiseConstraintProcessor(LogitsProcessor):
             self._last_wait = wait
             pitch = (lay.pitch(token) - lay.pitch_min).clamp(0, lay.n_pitches - 1)
             if is_on.any():
+                self._begun |= is_on
                 self._sounding[rows[is_on], pitch[is_on]] = True
                 self._onset[rows[is_on], pitch[is_on]] = self._now[is_on]
             if is_off.any():
@@ -260,10 +267,13 @@ class NotewiseConstraintProcessor(LogitsProcessor):
 
     def _waits(self, state: _StepState, can_close, overdue_now, wait_cap) -> torch.BoolTensor:
         """Waits never past the end step nor the longest note; a rest continues only after a full wait;
-        while finishing, one step and only if a sounding note cannot close yet."""
+        while finishing, one step and only if a sounding note cannot close yet; none before the first
+        note (unless ``leading_rest``)."""
         max_wait = self.layout.max_wait
         k = torch.arange(1, max_wait + 1, device=self._now.device)[None, :]
         waits = (k <= state.remaining[:, None]) & (k <= wait_cap[:, None]) & ~overdue_now[:, None]
+        if not self.leading_rest:
+            waits &= self._begun[:, None]
         waits &= ((self._last_wait == 0) | (self._last_wait == max_wait))[:, None]
         if self.grid_steps is not None and self.grid_steps > 1:
             on_grid = (self._now[:, None] + k - self.grid_origin) % self.grid_steps == 0

@@ -88,6 +88,48 @@ def test_without_a_budget_the_text_stays_well_formed_and_need_not_end(tokenizer,
     assert (result.ignored_note_offs, result.restruck) == (0, 0)  # notes may still sound at the end
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), budget=st.integers(1, 120), bars=st.sampled_from([None, 1, 2]))
+def test_a_piece_from_nothing_begins_with_a_note(tokenizer, seed, budget, bars):
+    """From an empty prompt the first music word is a note, never a rest, and the text stays well formed
+    (and ends at the bar line) whatever the logits."""
+    prompt = prompt_ids(tokenizer, None, "bach")
+    end_step = None if bars is None else 48 * bars
+    processor = NotewiseConstraintProcessor(tokenizer, budget, 4, end_step)
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.tensor([prompt])
+    for _ in range(budget):
+        scores = torch.randn(1, len(tokenizer), generator=gen) * 8.0
+        scores[0, tokenizer.convert_tokens_to_ids("wait48")] += 20.0  # a model that starts with silence
+        ids = torch.cat([ids, torch.multinomial(processor(ids, scores).softmax(-1), 1, generator=gen)], dim=1)
+        if ids[0, -1].item() == tokenizer.eos_token_id:
+            break
+    words = tokenizer.convert_ids_to_tokens(ids[0, len(prompt) :].tolist())
+    assert words[-1] == "<end>"
+    assert not words[0].startswith("wait")  # a note (or <end> when the budget allows nothing else)
+    result = tokenizer.codec.decode(tokenizer.layout.codec_indices(ids[0, 2:-1].tolist()))
+    assert (result.ignored_note_offs, result.closed_at_end, result.restruck) == (0, 0, 0)
+    if end_step is not None and not processor.out_of_budget:
+        assert result.total_steps == end_step
+
+
+def test_a_rest_may_open_a_piece_that_asks_for_it(tokenizer):
+    """``leading_rest=True`` (infilling), or a prompt that has begun: the model's rest is kept."""
+    wait = tokenizer.convert_tokens_to_ids("wait48")
+    scores = torch.zeros(1, len(tokenizer))
+    scores[0, wait] = 20.0
+    scores[0, tokenizer.convert_tokens_to_ids("p62")] = 1.0  # the model's second choice
+    empty = torch.tensor([prompt_ids(tokenizer, None, "bach")])
+    begun = torch.tensor([prompt_ids(tokenizer, Piece(NoteArray.from_lists([60], [0], [12])), "bach", end_step=12)])
+    first = {
+        "empty": NotewiseConstraintProcessor(tokenizer, 50)(empty, scores).argmax().item(),
+        "leading_rest": NotewiseConstraintProcessor(tokenizer, 50, leading_rest=True)(empty, scores).argmax().item(),
+        "begun": NotewiseConstraintProcessor(tokenizer, 50)(begun, scores).argmax().item(),
+    }
+    assert first["leading_rest"] == first["begun"] == wait
+    assert tokenizer.convert_ids_to_tokens(first["empty"]) == "p62"
+
+
 def test_longest_note_rule_closes_a_held_note(tokenizer):
     # A model that only ever wants to wait: without the rule the note sounds to the end of the budget.
     prompt = prompt_ids(tokenizer, Piece(NoteArray.from_lists([60], [0], [6])), "bach", end_step=12)
