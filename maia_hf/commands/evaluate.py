@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import add_guidance_arguments
+
 __all__ = ["register"]
 
 
@@ -31,6 +33,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--candidates", type=int, default=1, metavar="N",
                    help="each generated piece is the likeliest of N sampled as one batch (default 1)")  # fmt: skip
+    p.add_argument("--prompt-bars", type=int, default=0, metavar="N",
+                   help="continue the N bars before each real excerpt instead of starting from nothing, so that "
+                   "real and generated music follow the same prompt (default 0: from nothing)")  # fmt: skip
+    add_guidance_arguments(p)
     p.add_argument("--unconstrained-pieces", type=int, metavar="N", help="pieces sampled without constraints")
     p.add_argument("--tokens-per-bar", type=int, default=160, metavar="N", help="token budget a bar (default 160)")
     p.add_argument("--nll-windows", type=int, default=256, metavar="N", help="validation windows scored (0: all)")
@@ -45,7 +51,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 # Each count flag and the least it may be; checked before any model or corpus is read.
 _AT_LEAST = {"batch_size": 1, "tokens_per_bar": 1, "candidates": 1, "nll_windows": 0, "max_reference_words": 0,
-             "seed": 0, "unconstrained_pieces": 0}  # fmt: skip
+             "seed": 0, "unconstrained_pieces": 0, "prompt_bars": 0}  # fmt: skip
 
 
 def _check_counts(args) -> None:
@@ -68,6 +74,7 @@ def _evaluate(args) -> int:
         pieces=args.pieces, bars=args.bars, top_k=args.top_k, temperature=args.temperature, seed=args.seed,
         unconstrained_pieces=args.unconstrained_pieces, nll_windows=args.nll_windows, batch_size=args.batch_size,
         max_reference_words=args.max_reference_words, tokens_per_bar=args.tokens_per_bar, candidates=args.candidates,
+        prompt_bars=args.prompt_bars, grid=args.grid, key_guidance=args.key_guidance,
     )  # fmt: skip
     report = evaluate_models(args.model, args.data, args.out, config, progress=not args.quiet)
     print(f"wrote {report['files']['markdown']}, {report['files']['ngram_strip']}, {report['files']['statistics']}")

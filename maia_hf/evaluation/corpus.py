@@ -7,7 +7,8 @@ stitches them back into whole sequences. :func:`load_evaluation_corpus` takes fr
 - the **training set in one key**: each training piece once (the key nearest its original), for the
   memorisation check, which compares generated pieces in all 12 keys;
 - the **real excerpts**: excerpts of a fixed number of 4/4 bars from the held-out pieces (``test``, else
-  ``validation``), at random bar lines, in their original key (the corpus keeps no time signatures);
+  ``validation``), at random bar lines, in their original key (the corpus keeps no time signatures); with
+  ``prompt_bars``, each keeps the bars before it as the prompt a model continues in its place;
 - the split whose windows the likelihood is measured on (``validation``, else ``test``).
 
 Example:
@@ -48,6 +49,9 @@ BEATS_PER_BAR = 4  # the corpus keeps no time signatures: every bar is 4/4
 class Sample:
     """One excerpt, real or generated: its words (codec indices), notes (steps from its start) and length.
 
+    A real excerpt may carry the music before it (``prompt``, notes cut at the excerpt's start, times from the
+    prompt's start): a model evaluated on continuations continues that prompt in the excerpt's place.
+
     Example:
 
     ```python
@@ -65,6 +69,7 @@ class Sample:
     length: int
     composer: str = "unknown"
     name: str = ""
+    prompt: NoteArray | None = None
 
 
 @dataclass
@@ -136,7 +141,7 @@ def cut_excerpt(notes: NoteArray, start: int, length: int) -> NoteArray:
 
 
 def load_evaluation_corpus(
-    data_dir, tokenizer, pieces: int, bars: int, max_reference_words: int = 0, seed: int = 0
+    data_dir, tokenizer, pieces: int, bars: int, max_reference_words: int = 0, seed: int = 0, prompt_bars: int = 0
 ) -> EvaluationCorpus:
     """Read what the evaluation needs from a corpus built by :func:`maia_hf.data.build_dataset`.
 
@@ -147,6 +152,8 @@ def load_evaluation_corpus(
         max_reference_words (`int`, *optional*, defaults to 0): training sequences (all keys, in random order)
             become BLEU references until they hold this many words (0: all).
         seed (`int`, *optional*, defaults to 0): the random order of the references and the excerpts.
+        prompt_bars (`int`, *optional*, defaults to 0): each excerpt starts at bar ``prompt_bars + 1`` or later
+            and keeps the ``prompt_bars`` bars before it as :attr:`Sample.prompt` (fewer if the piece is shorter).
 
     Raises:
         MaiaInputError: the corpus is missing, has another vocabulary, or lacks training or held-out pieces.
@@ -177,7 +184,7 @@ def load_evaluation_corpus(
     return EvaluationCorpus(
         references=references,
         memory=[layout.codec_indices(ids) for _, ids in memory.values()],
-        excerpts=_real_excerpts(held_out, tokenizer, pieces, bars, rng),
+        excerpts=_real_excerpts(held_out, tokenizer, pieces, bars, rng, prompt_bars),
         held_out_split=held_out_name,
         nll_split=corpus[nll_name] if nll_name else None,
         nll_split_name=nll_name or "",
@@ -228,8 +235,15 @@ def _one_key_per_piece(lengths) -> set[tuple[str, int]]:
     return set(keys.items())
 
 
-def _real_excerpts(held_out: dict, tokenizer, pieces: int, bars: int, rng: np.random.Generator) -> list[Sample]:
-    """``pieces`` excerpts of ``bars`` bars from held-out pieces, at random bar lines (each piece once first)."""
+def _real_excerpts(
+    held_out: dict, tokenizer, pieces: int, bars: int, rng: np.random.Generator, prompt_bars: int = 0
+) -> list[Sample]:
+    """``pieces`` excerpts of ``bars`` bars from held-out pieces, at random bar lines (each piece once first).
+
+    With ``prompt_bars``, an excerpt begins no earlier than that many bars into its piece, and the bars before
+    it become its prompt. If the prompt's last bars are silent, the excerpt begins after its last sounding bar
+    (where a continuation of that prompt begins).
+    """
     codec, layout = tokenizer.codec, tokenizer.layout
     bar = BEATS_PER_BAR * codec.config.steps_per_quarter
     length = bars * bar
@@ -243,8 +257,17 @@ def _real_excerpts(held_out: dict, tokenizer, pieces: int, bars: int, rng: np.ra
     excerpts, order = [], rng.permutation(len(decoded_pieces))
     for i in range(pieces):
         piece_id, composer, notes, n_bars = decoded_pieces[order[i % len(decoded_pieces)]]
-        first = int(rng.integers(0, max(1, n_bars - bars + 1)))
-        cut = cut_excerpt(notes, first * bar, length)
+        lowest = min(prompt_bars, max(0, n_bars - bars))  # a short piece gets a shorter prompt
+        first = int(rng.integers(lowest, max(lowest + 1, n_bars - bars + 1)))
+        prompt, start, label = None, first * bar, f"bars {first + 1}-{first + bars}"
+        if prompt_bars and first:
+            begin = (first - min(prompt_bars, first)) * bar
+            before = cut_excerpt(notes, begin, start - begin)
+            if len(before):
+                prompt = before
+                start = begin + -(-int(before.end.max()) // bar) * bar  # the bar line after its last note
+                label = f"bars {start // bar + 1}-{start // bar + bars} after bars {begin // bar + 1}-{start // bar}"
+        cut = cut_excerpt(notes, start, length)
         words = codec.encode(cut, canonical=True) if len(cut) else np.zeros(0, dtype=np.int64)
-        excerpts.append(Sample(words, cut, length, composer, f"{piece_id} bars {first + 1}-{first + bars}"))
+        excerpts.append(Sample(words, cut, length, composer, f"{piece_id} {label}", prompt))
     return excerpts

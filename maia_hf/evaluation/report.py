@@ -102,6 +102,17 @@ def _best_of(settings: dict) -> str:
     return f", each the likeliest of {n} candidates" if n > 1 else ""
 
 
+def _what_was_generated(s: dict) -> str:
+    """How the generated pieces began: from the composer token, or continuing the bars before each real excerpt."""
+    n = s.get("prompt_bars", 0)
+    if not n:
+        return "from its composer token alone"
+    guidance = [f"grid {s['grid']}"] if s.get("grid") not in (None, "off") else []
+    guidance += [f"key guidance {s['key_guidance']:g}"] if s.get("key_guidance") else []
+    extra = f", {', '.join(guidance)}" if guidance else ""
+    return f"continuing the {n} bar{'s' * (n != 1)} before each real excerpt, in its place{extra}"
+
+
 def report_markdown(report: dict) -> str:
     """The report as Markdown: settings, then one section per measurement with a line on how to read it."""
     s, models, real = report["settings"], report["models"], report["real"]
@@ -112,7 +123,7 @@ def report_markdown(report: dict) -> str:
         f"Corpus `{s['data']}`: {data['train_pieces']:,} training pieces ({data['reference_sequences']:,} sequences, "
         f"{data['reference_words']:,} words as BLEU references); real excerpts from {data['held_out_pieces']:,} "
         f"{data['held_out_split']} pieces. Each model wrote {s['pieces']} pieces of {s['bars']} bars (4/4) "
-        f"from its composer token alone (top-k {s['top_k']}, temperature {s['temperature']}, seed {s['seed']}"
+        f"{_what_was_generated(s)} (top-k {s['top_k']}, temperature {s['temperature']}, seed {s['seed']}"
         f"{_best_of(s)}), "
         f"and {s['unconstrained_pieces']} more without constraints. Every number is explained in "
         "`docs/evaluation.md`.",

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec import NotewiseCodec
+from ..codec import NoteArray, NotewiseCodec, Piece
 from ..errors import MaiaInputError
 from ..metrics import bleu_from_matches, count_matches, cumulative_bleu
 from .corpus import BEATS_PER_BAR, EvaluationCorpus, Sample, load_evaluation_corpus
@@ -85,6 +85,11 @@ class EvaluationConfig:
             pieces close their notes within it; unconstrained ones write exactly this many unless they end).
         candidates (`int`, *optional*, defaults to 1): each generated piece is the likeliest of this many sampled
             as one batch (best-of-N, as ``maia generate --candidates``); evaluate 1 against N to see what it buys.
+        prompt_bars (`int`, *optional*, defaults to 0): 0 generates each piece from nothing but its composer
+            token; N > 0 makes each real excerpt start after N bars of its piece and has the model continue those
+            N bars instead, so that real and generated music follow the same prompt (same key, composer, place).
+        grid (`int` or `str`, *optional*), key_guidance (`float`, *optional*, defaults to 0): as in
+            :func:`~maia_hf.generation.continue_piece`; they act on continuations of a prompt only.
 
     Example:
 
@@ -109,15 +114,21 @@ class EvaluationConfig:
     folds: int = 5
     tokens_per_bar: int = 160
     candidates: int = 1
+    prompt_bars: int = 0
+    grid: int | str | None = None
+    key_guidance: float = 0.0
 
     def __post_init__(self):
         if self.unconstrained_pieces is None:
             self.unconstrained_pieces = self.pieces
         if self.pieces < 1 or self.bars < 1:
             raise MaiaInputError(f"pieces and bars must be >= 1, got {self.pieces} and {self.bars}")
-        from ..generation.settings import check_candidates
+        if self.prompt_bars < 0:
+            raise MaiaInputError(f"prompt bars must be >= 0 (0: pieces from nothing), got {self.prompt_bars}")
+        from ..generation.settings import check_candidates, check_generation_settings
 
         check_candidates(self.candidates)
+        check_generation_settings(grid=self.grid, key_guidance=self.key_guidance)
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,8 +136,13 @@ class EvaluationConfig:
 # --------------------------------------------------------------------------------------------
 
 
-def generate_samples(model, tokenizer, composers: list[str], config: EvaluationConfig, constrained: bool = True):
+def generate_samples(
+    model, tokenizer, composers: list[str], config: EvaluationConfig, constrained: bool = True, prompts=None
+):
     """Sample pieces of ``config.bars`` bars from nothing but ``<start> <composer:..>``, one seed each.
+
+    With ``prompts`` (one `NoteArray` or None per composer), piece ``i`` continues ``prompts[i]`` instead, and
+    is the continuation alone, its times from the prompt's end.
 
     Returns:
         `(list[Sample], dict)`: the pieces, and totals over them: ``tokens``, ``seconds``,
@@ -145,13 +161,17 @@ def generate_samples(model, tokenizer, composers: list[str], config: EvaluationC
         composer = composers[i % len(composers)] if composers else "unknown"
         composer = composer if composer in known else "unknown"
         seed = config.seed + i + (0 if constrained else 100_000)
+        prompt = prompts[i % len(prompts)] if prompts else None
+        guidance = {"grid": config.grid if constrained else None, "key_guidance": config.key_guidance}
         (c,) = continue_piece(
-            model, tokenizer, None, composer=composer, bars=config.bars, top_k=config.top_k, seed=seed,
-            max_new_tokens=config.tokens_per_bar * config.bars, temperature=config.temperature,
-            constrained=constrained, progress=False, candidates=config.candidates,
+            model, tokenizer, None if prompt is None else Piece(prompt, composer=composer), composer=composer,
+            bars=config.bars, top_k=config.top_k, seed=seed, max_new_tokens=config.tokens_per_bar * config.bars,
+            temperature=config.temperature, constrained=constrained, progress=False, candidates=config.candidates,
+            **(guidance if prompt is not None else {}),
         )  # fmt: skip
         words = tokenizer.codec.words_to_indices(c.words) if c.words else np.zeros(0, dtype=np.int64)
-        notes = c.continuation.notes
+        n = c.continuation.notes
+        notes = NoteArray(n.pitch, n.start - c.prompt_end, n.end - c.prompt_end, n.velocity)
         samples.append(Sample(words, notes, max(length, int(notes.end.max(initial=0))), composer, f"seed {seed}"))
         _add_to_totals(totals, c, len(words))
     return samples, totals
@@ -315,10 +335,12 @@ def _evaluate_model(name, model, tokenizer, corpus: EvaluationCorpus, real, conf
                 model, tokenizer, corpus.nll_split, max_windows=config.nll_windows, batch_size=config.batch_size
             )
     composers = [s.composer for s in corpus.excerpts]
-    _log(progress, f"{name}: generating {config.pieces} pieces of {config.bars} bars")
-    generated, totals = generate_samples(model, tokenizer, composers, config, constrained=True)
-    _log(progress, f"{name}: generating {config.unconstrained_pieces} pieces without constraints")
-    _, loose = generate_samples(model, tokenizer, composers, config, constrained=False)
+    prompts = [s.prompt for s in corpus.excerpts] if config.prompt_bars else None
+    what = f"continuations of {config.bars} bars" if prompts else f"pieces of {config.bars} bars"
+    _log(progress, f"{name}: generating {config.pieces} {what}")
+    generated, totals = generate_samples(model, tokenizer, composers, config, constrained=True, prompts=prompts)
+    _log(progress, f"{name}: generating {config.unconstrained_pieces} {what.split()[0]} without constraints")
+    _, loose = generate_samples(model, tokenizer, composers, config, constrained=False, prompts=prompts)
     _log(progress, f"{name}: BLEU, statistics, memorisation, discriminator")
     described, values, hists = describe_samples(generated, corpus, codec, config)
     features = np.array([excerpt_features(s, codec) for s in generated])
@@ -364,7 +386,7 @@ def evaluate_models(
     model, tokenizer = load_model(model_dirs[0])
     _log(progress, f"reading the corpus {data_dir}")
     corpus = load_evaluation_corpus(
-        data_dir, tokenizer, config.pieces, config.bars, config.max_reference_words, config.seed
+        data_dir, tokenizer, config.pieces, config.bars, config.max_reference_words, config.seed, config.prompt_bars
     )
     codec = tokenizer.codec
     real_entry, real_values, real_hists = describe_samples(corpus.excerpts, corpus, codec, config)

@@ -42,6 +42,28 @@ def test_the_evaluation_corpus(corpus, tokenizer):
         load_evaluation_corpus(corpus, MaiaTokenizer(composers=["bach"]), pieces=1, bars=2)
 
 
+def test_excerpts_with_prompts_keep_the_bars_before_them(corpus, tokenizer):
+    from maia_hf.evaluation.corpus import cut_excerpt, load_evaluation_corpus, read_sequences
+
+    plain = load_evaluation_corpus(corpus, tokenizer, pieces=6, bars=2, max_reference_words=1, seed=3)
+    c = load_evaluation_corpus(corpus, tokenizer, pieces=6, bars=2, max_reference_words=1, seed=3, prompt_bars=2)
+    assert all(s.prompt is None for s in plain.excerpts)
+    from datasets import load_from_disk
+
+    held_out = read_sequences(load_from_disk(str(corpus))["test"], lambda f: f["transpose"] == 0)
+    decode = tokenizer.codec.decode
+    whole = {p: decode(tokenizer.layout.codec_indices(ids)).notes for (p, _), (_, ids) in held_out.items()}
+    for s in c.excerpts:
+        piece, _, bars, after, _, before = s.name.split()  # "<piece> bars 5-6 after bars 3-4"
+        assert after == "after", s.name
+        start, begin = ((int(span.split("-")[0]) - 1) * 48 for span in (bars, before))
+        assert start - begin <= 2 * 48 and start >= 48
+        # The prompt is the piece's music just before the excerpt, cut at the excerpt's start, sounding to its end.
+        assert s.prompt.as_tuples() == cut_excerpt(whole[piece], begin, start - begin).as_tuples()
+        assert start - 48 < begin + int(s.prompt.end.max()) <= start
+        assert s.notes.as_tuples() == cut_excerpt(whole[piece], start, 96).as_tuples()
+
+
 def test_a_model_with_the_fim_tokens_reads_a_corpus_built_before_them():
     """The corpus's ids mean the same with the three FIM tokens added after them; another order does not."""
     from maia_hf import MaiaTokenizer

@@ -83,3 +83,60 @@ def test_best_of_n_reaches_generation_and_a_bad_count_is_refused(monkeypatch):
     model = MaiaForCausalLM(MaiaConfig(vocab_size=len(tokenizer), n_layer=1, n_head=2, n_embd=16, n_positions=64))
     samples, _ = generate_samples(model.eval(), tokenizer, ["bach"], EvaluationConfig(pieces=2, bars=1, candidates=3))
     assert len(samples) == 2 and seen == [3, 3]
+
+
+def test_continuations_of_the_excerpts_prompts(monkeypatch, corpus, models, tokenizer, tmp_path):
+    """--prompt-bars: each piece continues the bars before its real excerpt, and is the continuation alone."""
+    import maia_hf.generation as generation
+    from maia_hf.evaluation import EvaluationConfig, evaluate_models
+    from maia_hf.evaluation.corpus import load_evaluation_corpus
+
+    seen = []
+    real = generation.continue_piece
+
+    def recording(model, tokenizer, prompt, **kwargs):
+        seen.append((prompt, kwargs))
+        return real(model, tokenizer, prompt, **kwargs)
+
+    monkeypatch.setattr(generation, "continue_piece", recording)
+    config = EvaluationConfig(pieces=3, bars=2, tokens_per_bar=40, nll_windows=4, prompt_bars=1, key_guidance=0.5)
+    report = evaluate_models([str(models[0])], corpus, tmp_path / "report", config, progress=False)
+    real_names = (tmp_path / "report" / "samples" / "real.txt").read_text().splitlines()
+    assert sum("after bars" in line for line in real_names) == 3
+    excerpts = load_evaluation_corpus(corpus, tokenizer, 3, 2, config.max_reference_words, 0, prompt_bars=1).excerpts
+    assert len(seen) == 6  # 3 constrained, 3 unconstrained, each continuing its excerpt's prompt
+    for (prompt, kwargs), excerpt in zip(seen, excerpts * 2, strict=True):
+        assert prompt.notes.as_tuples() == excerpt.prompt.as_tuples() and len(prompt.notes)
+        assert kwargs["composer"] == excerpt.composer and kwargs["key_guidance"] == 0.5
+    generated = (tmp_path / "report" / "samples" / "tiny-gpt.txt").read_text()
+    assert generated.count("# name") == 3
+    assert (
+        "continuing the 1 bar before each real excerpt, in its place, key guidance 0.5"
+        in (tmp_path / "report" / "report.md").read_text()
+    )
+    assert report["settings"]["prompt_bars"] == 1
+
+
+def test_continued_pieces_are_timed_from_the_prompts_end(monkeypatch):
+    from maia_hf import MaiaConfig, MaiaForCausalLM, MaiaTokenizer
+    from maia_hf.codec import NoteArray
+    from maia_hf.evaluation.run import EvaluationConfig, generate_samples
+
+    tokenizer = MaiaTokenizer()
+    torch_model = MaiaForCausalLM(MaiaConfig(vocab_size=len(tokenizer), n_layer=1, n_head=2, n_embd=16, n_positions=64))
+    prompt = NoteArray.from_lists([60, 64, 67], [0, 48, 96], [48, 96, 130])  # 3 bars: the continuation starts at 144
+    config = EvaluationConfig(pieces=2, bars=1, tokens_per_bar=60)
+    samples, _ = generate_samples(torch_model.eval(), tokenizer, ["bach"], config, prompts=[prompt])
+    for s in samples:
+        assert s.length == 48 and len(s.notes) and s.notes.start.min() >= 0 and s.notes.end.max() <= 48
+
+
+def test_a_bad_prompt_length_or_guidance_is_refused():
+    from maia_hf import MaiaInputError
+    from maia_hf.evaluation import EvaluationConfig
+
+    with pytest.raises(MaiaInputError, match="prompt bars must be >= 0"):
+        EvaluationConfig(prompt_bars=-1)
+    with pytest.raises(MaiaInputError, match="key"):
+        EvaluationConfig(key_guidance=-2)
+    assert main(["evaluate", "--model", "m", "--data", "d", "--out", "o", "--prompt-bars", "-1"]) == 2
