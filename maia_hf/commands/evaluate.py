@@ -17,6 +17,8 @@ __all__ = ["register"]
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``evaluate`` to the ``maia`` command's subparsers."""
+    from ..generation import DEFAULT_MAX_NOTE_QUARTERS as longest
+
     p = subparsers.add_parser(
         "evaluate",
         help="compare models with real music: likelihood, BLEU, statistics, memorisation, a discriminator",
@@ -37,6 +39,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="continue the N bars before each real excerpt instead of starting from nothing, so that "
                    "real and generated music follow the same prompt (default 0: from nothing)")  # fmt: skip
     add_guidance_arguments(p)
+    p.add_argument("--max-note-quarters", type=float, default=longest, metavar="Q",
+                   help=f"longest generated note in quarter notes (default {longest:g}; 0: no limit)")  # fmt: skip
     p.add_argument("--unconstrained-pieces", type=int, metavar="N", help="pieces sampled without constraints")
     p.add_argument("--tokens-per-bar", type=int, default=160, metavar="N", help="token budget a bar (default 160)")
     p.add_argument("--nll-windows", type=int, default=256, metavar="N", help="validation windows scored (0: all)")
@@ -75,6 +79,7 @@ def _evaluate(args) -> int:
         unconstrained_pieces=args.unconstrained_pieces, nll_windows=args.nll_windows, batch_size=args.batch_size,
         max_reference_words=args.max_reference_words, tokens_per_bar=args.tokens_per_bar, candidates=args.candidates,
         prompt_bars=args.prompt_bars, grid=args.grid, key_guidance=args.key_guidance,
+        max_note_quarters=args.max_note_quarters or None,
     )  # fmt: skip
     report = evaluate_models(args.model, args.data, args.out, config, progress=not args.quiet)
     print(f"wrote {report['files']['markdown']}, {report['files']['ngram_strip']}, {report['files']['statistics']}")

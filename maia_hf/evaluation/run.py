@@ -45,6 +45,7 @@ import numpy as np
 
 from ..codec import NoteArray, NotewiseCodec, Piece
 from ..errors import MaiaInputError
+from ..generation.continuation import DEFAULT_MAX_NOTE_QUARTERS
 from ..metrics import bleu_from_matches, count_matches, cumulative_bleu
 from .corpus import BEATS_PER_BAR, EvaluationCorpus, Sample, load_evaluation_corpus
 from .discriminator import discriminator_accuracy, excerpt_features
@@ -90,6 +91,8 @@ class EvaluationConfig:
             N bars instead, so that real and generated music follow the same prompt (same key, composer, place).
         grid (`int` or `str`, *optional*), key_guidance (`float`, *optional*, defaults to 0): as in
             :func:`~maia_hf.generation.continue_piece`; they act on continuations of a prompt only.
+        max_note_quarters (`float`, *optional*, defaults to 12): the longest note of a constrained piece, in
+            quarter notes, as in :func:`~maia_hf.generation.continue_piece` (None: no limit).
 
     Example:
 
@@ -117,6 +120,7 @@ class EvaluationConfig:
     prompt_bars: int = 0
     grid: int | str | None = None
     key_guidance: float = 0.0
+    max_note_quarters: float | None = DEFAULT_MAX_NOTE_QUARTERS
 
     def __post_init__(self):
         if self.unconstrained_pieces is None:
@@ -128,7 +132,9 @@ class EvaluationConfig:
         from ..generation.settings import check_candidates, check_generation_settings
 
         check_candidates(self.candidates)
-        check_generation_settings(grid=self.grid, key_guidance=self.key_guidance)
+        check_generation_settings(
+            grid=self.grid, key_guidance=self.key_guidance, max_note_quarters=self.max_note_quarters
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +173,7 @@ def generate_samples(
             model, tokenizer, None if prompt is None else Piece(prompt, composer=composer), composer=composer,
             bars=config.bars, top_k=config.top_k, seed=seed, max_new_tokens=config.tokens_per_bar * config.bars,
             temperature=config.temperature, constrained=constrained, progress=False, candidates=config.candidates,
-            **(guidance if prompt is not None else {}),
+            max_note_quarters=config.max_note_quarters, **(guidance if prompt is not None else {}),
         )  # fmt: skip
         words = tokenizer.codec.words_to_indices(c.words) if c.words else np.zeros(0, dtype=np.int64)
         n = c.continuation.notes

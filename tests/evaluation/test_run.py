@@ -99,7 +99,9 @@ def test_continuations_of_the_excerpts_prompts(monkeypatch, corpus, models, toke
         return real(model, tokenizer, prompt, **kwargs)
 
     monkeypatch.setattr(generation, "continue_piece", recording)
-    config = EvaluationConfig(pieces=3, bars=2, tokens_per_bar=40, nll_windows=4, prompt_bars=1, key_guidance=0.5)
+    config = EvaluationConfig(
+        pieces=3, bars=2, tokens_per_bar=40, nll_windows=4, prompt_bars=1, key_guidance=0.5, max_note_quarters=2
+    )
     report = evaluate_models([str(models[0])], corpus, tmp_path / "report", config, progress=False)
     real_names = (tmp_path / "report" / "samples" / "real.txt").read_text().splitlines()
     assert sum("after bars" in line for line in real_names) == 3
@@ -108,8 +110,12 @@ def test_continuations_of_the_excerpts_prompts(monkeypatch, corpus, models, toke
     for (prompt, kwargs), excerpt in zip(seen, excerpts * 2, strict=True):
         assert prompt.notes.as_tuples() == excerpt.prompt.as_tuples() and len(prompt.notes)
         assert kwargs["composer"] == excerpt.composer and kwargs["key_guidance"] == 0.5
+        assert kwargs["max_note_quarters"] == 2
     generated = (tmp_path / "report" / "samples" / "tiny-gpt.txt").read_text()
     assert generated.count("# name") == 3
+    for piece in generated.split("# name:")[1:]:  # each the continuation alone, no note over 2 quarters
+        notes = tokenizer.codec.decode(tokenizer.codec.words_to_indices(piece.split("\n", 2)[2].split())).notes
+        assert len(notes) and (notes.end - notes.start).max() <= 24 and notes.end.max() <= 96
     assert (
         "continuing the 1 bar before each real excerpt, in its place, key guidance 0.5"
         in (tmp_path / "report" / "report.md").read_text()
@@ -139,4 +145,6 @@ def test_a_bad_prompt_length_or_guidance_is_refused():
         EvaluationConfig(prompt_bars=-1)
     with pytest.raises(MaiaInputError, match="key"):
         EvaluationConfig(key_guidance=-2)
+    with pytest.raises(MaiaInputError, match="quarter notes"):
+        EvaluationConfig(max_note_quarters=-1)
     assert main(["evaluate", "--model", "m", "--data", "d", "--out", "o", "--prompt-bars", "-1"]) == 2
