@@ -98,8 +98,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _best_of(settings: dict) -> str:
-    n = settings.get("candidates", 1)
-    return f", each the likeliest of {n} candidates" if n > 1 else ""
+    n, longest = settings.get("candidates", 1), settings.get("max_note_quarters", 12.0)
+    limit = f", notes of at most {longest:g} quarters" if longest else ", no limit on a note's length"
+    return limit + (f", each the likeliest of {n} candidates" if n > 1 else "")
 
 
 def _what_was_generated(s: dict) -> str:

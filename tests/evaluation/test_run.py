@@ -117,8 +117,8 @@ def test_continuations_of_the_excerpts_prompts(monkeypatch, corpus, models, toke
         notes = tokenizer.codec.decode(tokenizer.codec.words_to_indices(piece.split("\n", 2)[2].split())).notes
         assert len(notes) and (notes.end - notes.start).max() <= 24 and notes.end.max() <= 96
     assert (
-        "continuing the 1 bar before each real excerpt, in its place, key guidance 0.5"
-        in (tmp_path / "report" / "report.md").read_text()
+        "continuing the 1 bar before each real excerpt, in its place, key guidance 0.5 (top-k 5, temperature 1.0, "
+        "seed 0, notes of at most 2 quarters)" in (tmp_path / "report" / "report.md").read_text()
     )
     assert report["settings"]["prompt_bars"] == 1
 
