@@ -21,6 +21,7 @@ import numpy as np
 
 from ..codec import NotewiseCodec, Piece
 from ..errors import MaiaInputError
+from ..generation.continuation import DEFAULT_MAX_NOTE_QUARTERS
 from ..io import write_notewise
 from .plots import LABELS, REAL, plot_ngram_strip, plot_statistics
 from .statistics import HISTOGRAMS, STATISTICS
@@ -97,8 +98,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def _best_of(settings: dict) -> str:
-    n, longest = settings.get("candidates", 1), settings.get("max_note_quarters", 12.0)
+def _limits(settings: dict) -> str:
+    """The longest-note limit and best-of-N of the generated pieces, as the header's words."""
+    n, longest = settings.get("candidates", 1), settings.get("max_note_quarters", DEFAULT_MAX_NOTE_QUARTERS)
     limit = f", notes of at most {longest:g} quarters" if longest else ", no limit on a note's length"
     return limit + (f", each the likeliest of {n} candidates" if n > 1 else "")
 
@@ -125,7 +127,7 @@ def report_markdown(report: dict) -> str:
         f"{data['reference_words']:,} words as BLEU references); real excerpts from {data['held_out_pieces']:,} "
         f"{data['held_out_split']} pieces. Each model wrote {s['pieces']} pieces of {s['bars']} bars (4/4) "
         f"{_what_was_generated(s)} (top-k {s['top_k']}, temperature {s['temperature']}, seed {s['seed']}"
-        f"{_best_of(s)}), "
+        f"{_limits(s)}), "
         f"and {s['unconstrained_pieces']} more without constraints. Every number is explained in "
         "`docs/evaluation.md`.",
         "",
