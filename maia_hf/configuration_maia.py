@@ -163,6 +163,29 @@ class SparsePattern:
         return fixed_allows(q_pos, kv_pos, self.block, self.summary, head if self.varies_by_head else None)
 
 
+def _checked_sounding_notes(spec, vocab_size: int) -> dict | None:
+    """``sounding_notes`` as the model reads it, or one clear error."""
+    if not spec:
+        return None
+    if not isinstance(spec, dict) or not {"note_on_ids", "note_off_ids"} <= set(spec):
+        raise MaiaInputError(
+            "sounding_notes must be a dict with note_on_ids and note_off_ids (and reset_ids); "
+            "build it with MaiaConfig.sounding_notes_of(tokenizer)"
+        )
+    spec = {key: [int(i) for i in spec.get(key, [])] for key in ("note_on_ids", "note_off_ids", "reset_ids")}
+    if len(spec["note_on_ids"]) != len(spec["note_off_ids"]) or not spec["note_on_ids"]:
+        raise MaiaInputError(
+            f"sounding_notes needs one note-off id per note-on id, got {len(spec['note_on_ids'])} and "
+            f"{len(spec['note_off_ids'])}"
+        )
+    ids = [i for values in spec.values() for i in values]
+    if min(ids) < 0 or max(ids) >= vocab_size:
+        raise MaiaInputError(
+            f"sounding_notes ids must lie in the vocabulary (0..{vocab_size - 1}), got {min(ids)}..{max(ids)}"
+        )
+    return spec
+
+
 class MaiaConfig(GPT2Config):
     """Configuration of a maia GPT: GPT-2 with the notewise vocabulary and maia's special-token ids.
 
@@ -196,6 +219,10 @@ class MaiaConfig(GPT2Config):
             one fused kernel, forward and backward.
         sparse_backend (`str`, *optional*, defaults to ``"sdpa"``): how the sparse patterns run, ``"sdpa"``,
             ``"split"`` or ``"flex"`` (their costs and fallbacks: ``docs/sparse_attention.md``).
+        sounding_notes (`dict`, *optional*): give each position the pitches sounding there as an input
+            (`~maia_hf.modeling_maia.MaiaSoundingNotes`): ``{"note_on_ids": [...], "note_off_ids": [...],
+            "reset_ids": [...]}``, the ids of each pitch's ``pN`` and ``endpN`` and of the words that start a
+            passage; :meth:`sounding_notes_of` reads them from a tokenizer. None (the default): no such input.
 
     Example:
 
@@ -226,9 +253,11 @@ class MaiaConfig(GPT2Config):
         sparse_per_head_summary: bool = False,
         sparse_backend: str = "sdpa",
         activation_function: str = "gelu_pytorch_tanh",
+        sounding_notes: dict | None = None,
         **kwargs,
     ):
         _check_sparse_backend(sparse_backend)
+        self.sounding_notes = _checked_sounding_notes(sounding_notes, vocab_size)
         chosen = kwargs.get("attn_implementation") or maia_attn_implementation
         if chosen in _SPARSE_IMPLEMENTATIONS:
             SparsePattern(
@@ -254,6 +283,28 @@ class MaiaConfig(GPT2Config):
             eos_token_id=eos_token_id,
             **kwargs,
         )
+
+    @staticmethod
+    def sounding_notes_of(tokenizer) -> dict:
+        """The ``sounding_notes`` setting for a `MaiaTokenizer`'s vocabulary (its pitches, in order).
+
+        Example:
+
+        ```python
+        >>> from maia_hf import MaiaConfig, MaiaTokenizer
+        >>> spec = MaiaConfig.sounding_notes_of(MaiaTokenizer())
+        >>> len(spec["note_on_ids"]), spec["note_on_ids"][0], spec["note_off_ids"][0], spec["reset_ids"]
+        (88, 4, 92, [2])
+
+        ```
+        """
+        layout = tokenizer.layout
+        fim = [i for i in (layout.fim_prefix, layout.fim_suffix, layout.fim_middle) if i is not None]
+        return {
+            "note_on_ids": list(range(layout.on, layout.on + layout.n_pitches)),
+            "note_off_ids": list(range(layout.off, layout.off + layout.n_pitches)),
+            "reset_ids": [layout.bos, *fim],
+        }
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> MaiaConfig:

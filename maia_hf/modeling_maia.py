@@ -9,12 +9,14 @@ functions, not forks of this file.
 from __future__ import annotations
 
 import torch
+from torch import nn
 from transformers import GPT2LMHeadModel
+from transformers import initialization as init
 
 from .configuration_maia import MaiaConfig
 from .errors import MaiaInputError
 
-__all__ = ["MaiaForCausalLM", "bpe_pieces"]
+__all__ = ["MaiaForCausalLM", "MaiaSoundingNotes", "bpe_pieces"]
 
 # GPT-2 configuration fields that define the transformer (copied); the rest is maia's own.
 _SHAPE_FIELDS = (
@@ -40,6 +42,101 @@ def bpe_pieces(gpt2_tokenizer, token: str) -> list[int]:
     return gpt2_tokenizer(" " + token, add_special_tokens=False)["input_ids"]
 
 
+class MaiaSoundingNotes(nn.Module):
+    """What sounds at each position: the pitches struck and not yet released, as an input embedding.
+
+    A notewise word ``endp60`` may close a note struck hundreds of words before, and a sparse attention
+    pattern may no longer see that onset. This module gives every position the set of pitches sounding
+    after its word (a multi-hot vector over the vocabulary's pitches) through one linear map, added to the
+    token and position embeddings. The set is a pure function of the words read so far: ``pN`` adds pitch
+    N, ``endpN`` removes it, and a word that starts a self-contained passage (``<start>`` and the
+    fill-in-the-middle tokens) empties it. The map starts at zero, so a model that gains this module
+    computes exactly what it computed before and learns to use it.
+
+    Args:
+        config (`MaiaConfig`): ``config.sounding_notes`` holds ``note_on_ids`` and ``note_off_ids`` (the
+            ids of ``pN`` and ``endpN``, pitch by pitch) and ``reset_ids``; ``n_embd`` the width.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from maia_hf import MaiaConfig, MaiaTokenizer
+    >>> from maia_hf.modeling_maia import MaiaSoundingNotes
+    >>> tokenizer = MaiaTokenizer()
+    >>> config = MaiaConfig(n_embd=16, sounding_notes=MaiaConfig.sounding_notes_of(tokenizer))
+    >>> ids = torch.tensor([tokenizer.encode_text("p60 p64 wait6 endp60 wait6 endp64")])
+    >>> counts = MaiaSoundingNotes(config).counts(ids)
+    >>> [tokenizer.layout.pitch_min + torch.nonzero(row).flatten().tolist()[0] for row in counts[0, 2:4]]
+    [60, 60]
+    >>> counts[0].sum(dim=1).tolist()  # notes sounding after each word
+    [0, 0, 1, 2, 2, 1, 1, 0, 0]
+
+    ```
+    """
+
+    def __init__(self, config: MaiaConfig):
+        super().__init__()
+        spec = config.sounding_notes
+        self.note_on_ids = [int(i) for i in spec["note_on_ids"]]
+        self.note_off_ids = [int(i) for i in spec["note_off_ids"]]
+        self.reset_ids = [int(i) for i in spec.get("reset_ids", [])]
+        self.n_pitches = len(self.note_on_ids)
+        self.weight = nn.Parameter(torch.zeros(config.n_embd, self.n_pitches))
+        self._tables: dict = {}
+
+    def _lookup(self, device, size: int):
+        """Per-id tables (pitch index or -1, +1/-1/0, starts a passage) for ids below ``size``."""
+        key = (str(device), size)
+        if key not in self._tables:
+            size = max(size, *self.note_on_ids, *self.note_off_ids, *self.reset_ids, 0) + 1
+            pitch = torch.full((size,), -1, dtype=torch.long)
+            sign = torch.zeros(size, dtype=torch.long)
+            pitches = torch.arange(self.n_pitches)
+            pitch[self.note_on_ids], sign[self.note_on_ids] = pitches, 1
+            pitch[self.note_off_ids], sign[self.note_off_ids] = pitches, -1
+            reset = torch.zeros(size, dtype=torch.bool)
+            reset[self.reset_ids] = True
+            self._tables[key] = (pitch.to(device), sign.to(device), reset.to(device))
+        return self._tables[key]
+
+    def changes(self, input_ids: torch.LongTensor):
+        """``(pitch, sign, reset)`` of each word, each shaped like ``input_ids``."""
+        pitch, sign, reset = self._lookup(input_ids.device, int(input_ids.max()) + 1 if input_ids.numel() else 1)
+        return pitch[input_ids], sign[input_ids], reset[input_ids]
+
+    def counts(self, input_ids: torch.LongTensor) -> torch.LongTensor:
+        """(B, T, P): how many times each pitch sounds after each word (strikes minus releases, never < 0)."""
+        pitch, sign, reset = self.changes(input_ids)
+        batch, length = input_ids.shape
+        steps = torch.zeros(batch, length, self.n_pitches, dtype=torch.long, device=input_ids.device)
+        steps.scatter_(2, pitch.clamp(min=0)[..., None], sign[..., None])
+        total = steps.cumsum(dim=1)
+        # Counts restart at each passage: subtract the running total at the passage's first word.
+        positions = torch.arange(length, device=input_ids.device).expand(batch, length)
+        start = torch.where(reset, positions, torch.full_like(positions, -1)).cummax(dim=1).values
+        base = total.gather(1, start.clamp(min=0)[..., None].expand(-1, -1, self.n_pitches))
+        walk = total - base * (start >= 0)[..., None]
+        # A release of a note never struck (in the passage) is ignored: the walk reflected at zero is
+        # walk - min(0, lowest walk so far); an offset per passage keeps earlier passages out of the minimum.
+        offset = (2 * length + 1) * reset.long().cumsum(dim=1)[..., None]
+        lowest = (walk - offset).cummin(dim=1).values + offset
+        return walk - lowest.clamp(max=0)
+
+    def step(self, counts: torch.LongTensor, tokens: torch.LongTensor) -> torch.LongTensor:
+        """The (B, P) counts after each row reads one more word ``tokens`` (B,)."""
+        pitch, sign, reset = self.changes(tokens)
+        counts = counts.masked_fill(reset[:, None], 0)
+        rows = torch.arange(len(tokens), device=tokens.device)
+        counts = counts.clone()
+        counts[rows, pitch.clamp(min=0)] += sign
+        return counts.clamp(min=0)
+
+    def forward(self, counts: torch.Tensor) -> torch.Tensor:
+        """The embedding (..., n_embd) of counts (..., P): the sum of the sounding pitches' columns."""
+        return nn.functional.linear((counts > 0).to(self.weight.dtype), self.weight)
+
+
 class MaiaForCausalLM(GPT2LMHeadModel):
     """GPT-2 language model over notewise tokens.
 
@@ -63,7 +160,46 @@ class MaiaForCausalLM(GPT2LMHeadModel):
 
     def __init__(self, config: MaiaConfig):
         super().__init__(config)
+        self.sounding = MaiaSoundingNotes(config) if getattr(config, "sounding_notes", None) else None
         self._remember_attn_implementation()
+
+    def add_sounding_notes(self, spec: dict) -> None:
+        """Give this model the sounding-notes input (`MaiaSoundingNotes`), at zero: its outputs do not change.
+
+        Args:
+            spec (`dict`): ``config.sounding_notes`` (:meth:`MaiaConfig.sounding_notes_of` a tokenizer).
+        """
+        from .configuration_maia import _checked_sounding_notes
+
+        self.config.sounding_notes = _checked_sounding_notes(spec, self.config.vocab_size)
+        first = self.transformer.wte.weight
+        self.sounding = MaiaSoundingNotes(self.config).to(device=first.device, dtype=first.dtype)
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, MaiaSoundingNotes):
+            init.zeros_(module.weight)  # a new input starts silent: the model computes what it did before
+
+    def forward(self, input_ids=None, *args, sounding_counts=None, inputs_embeds=None, **kwargs):
+        """GPT-2's forward; with ``config.sounding_notes`` the sounding pitches join the input embedding.
+
+        ``sounding_counts`` (B, T, P) gives them for the positions of ``input_ids`` when those are not the
+        whole sequence (decoding with a cache); otherwise they are computed from ``input_ids``.
+        """
+        if self.sounding is not None and inputs_embeds is None and input_ids is not None:
+            if sounding_counts is None:
+                sounding_counts = self.sounding.counts(input_ids)
+            inputs_embeds = self.transformer.wte(input_ids) + self.sounding(sounding_counts)
+            input_ids = None
+        return super().forward(input_ids, *args, inputs_embeds=inputs_embeds, **kwargs)
+
+    def prepare_inputs_for_generation(self, input_ids, *args, **kwargs):
+        """GPT-2's, plus the sounding pitches of the positions fed this step (computed from all the ids)."""
+        inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        fed = inputs.get("input_ids")
+        if self.sounding is not None and fed is not None:
+            inputs["sounding_counts"] = self.sounding.counts(input_ids)[:, input_ids.shape[1] - fed.shape[1] :]
+        return inputs
 
     def set_attn_implementation(self, attn_implementation):
         """Switch the attention implementation; the choice is kept in ``config.json`` on save."""

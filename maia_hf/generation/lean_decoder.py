@@ -128,6 +128,9 @@ class LeanGPT2Decoder:
         # Compact buffers: the keys each row keeps (an int while every row keeps as many) and the rows.
         self.kept: int | torch.Tensor = 0
         self.rows = torch.arange(batch, device=first.device)
+        # A model with the sounding-notes input: each row's (B, P) pitch counts after its last word.
+        self.sounding = getattr(model, "sounding", None)
+        self.counts = None
 
     def prefill(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Run the prompt (B, T) through the model; keep its keys and values; return the last logits (B, V).
@@ -140,6 +143,8 @@ class LeanGPT2Decoder:
         if attention_mask is not None and not bool(attention_mask.bool().all()):
             return self._prefill_padded(input_ids, attention_mask.bool())
         out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+        if self.sounding is not None:
+            self.counts = self.sounding.counts(input_ids)[:, -1]
         seen = self._seen_later(n, input_ids.device) if self.compact else None
         for i, layer in enumerate(out.cache.layers):
             if seen is None:
@@ -169,6 +174,8 @@ class LeanGPT2Decoder:
             kept.append(0 if seen is None else len(seen))
             logits.append(out.logits[0, -1])
         self.pads, self.length = pads, width
+        if self.sounding is not None:  # pads are no notes: the whole row counts as the row alone
+            self.counts = self.sounding.counts(input_ids)[:, -1]
         if self.compact:
             self.kept = torch.tensor(kept, device=input_ids.device)
         else:
@@ -208,6 +215,8 @@ class LeanGPT2Decoder:
                 self.row_masks = self.row_masks[rows]
         if isinstance(self.kept, torch.Tensor):
             self.kept = self.kept[rows]
+        if self.counts is not None:
+            self.counts = self.counts[rows]
         self.rows = torch.arange(self.keys.shape[1], device=self.keys.device)
 
     def step(self, tokens: torch.LongTensor) -> torch.Tensor:
@@ -223,6 +232,9 @@ class LeanGPT2Decoder:
             hidden = t.wte(tokens[:, None]) + t.wpe.weight[position]  # (B, 1, C)
         else:
             hidden = t.wte(tokens[:, None]) + t.wpe.weight[position][:, None]
+        if self.sounding is not None:
+            self.counts = self.sounding.step(self.counts, tokens)
+            hidden = hidden + self.sounding(self.counts)[:, None]
         batch = hidden.shape[0]
         if self.compact:
             write, seen, mask = self._compact_slots(position)

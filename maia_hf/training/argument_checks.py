@@ -91,6 +91,7 @@ ALLOWED: dict[str, Allowed] = {
     "sparse_summary": OPTIONAL_POSITIVE,
     "sparse_per_head_summary": OPTIONAL_SWITCH,
     "sparse_backend": choice(*SPARSE_BACKENDS, optional=True),
+    "sounding_notes": SWITCH,
     "lstm_hidden_size": POSITIVE,
     "lstm_embedding_dim": POSITIVE,
     "lstm_num_layers": POSITIVE,

@@ -75,6 +75,13 @@ class ModelArguments:
         default=None,
         metadata={"help": "sdpa, split or flex (docs/sparse_attention.md); split and flex need --attention_dropout 0"},
     )
+    sounding_notes: bool = field(
+        default=False,
+        metadata={
+            "help": "give each position the pitches sounding there as an input (GPT only; docs/models.md); "
+            "added to a resumed or warm-started model at zero, so it goes on from where it was"
+        },
+    )
     lstm_hidden_size: int = field(default=512, metadata={"help": "LSTM units per layer"})
     lstm_embedding_dim: int = field(default=4, metadata={"help": "LSTM token embedding width"})
     lstm_num_layers: int = field(default=2, metadata={"help": "stacked LSTM layers"})

@@ -149,12 +149,14 @@ def load_checkpoint(accelerator, checkpoint: Path, scheduler=None) -> dict:
     checkpoint written before the schedule was kept in JSON gets it back from the optimizer's
     ``initial_lr`` and the step (exact for the warm-up + cosine `LambdaLR`); its Accelerate pickles are
     ignored. A checkpoint of a smaller vocabulary (the run now adds the fill-in-the-middle tokens) gets
-    rows for the new tokens (:func:`~maia_hf.training.vocabulary.grown_checkpoint`).
+    rows for the new tokens, and one without the sounding-notes input gets it at zero
+    (:func:`~maia_hf.training.vocabulary.grown_checkpoint`).
     """
     from .vocabulary import grown_checkpoint
 
-    vocab_size = getattr(getattr(accelerator.unwrap_model(accelerator._models[0]), "config", None), "vocab_size", 0)
-    with _without_pickles(checkpoint) as folder, grown_checkpoint(folder, vocab_size or 0) as folder:
+    model = accelerator.unwrap_model(accelerator._models[0])
+    vocab_size = getattr(getattr(model, "config", None), "vocab_size", 0)
+    with _without_pickles(checkpoint) as folder, grown_checkpoint(folder, vocab_size or 0, model) as folder:
         accelerator.load_state(str(folder), load_kwargs={"weights_only": True})
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     if scheduler is not None:

@@ -53,6 +53,8 @@ def build_model(args, tokenizer, seq_len: int):
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
     }
+    if args.model_type == "lstm" and getattr(args, "sounding_notes", False):
+        raise MaiaInputError("sounding_notes is an input of the GPT models; drop it for model_type lstm")
     if args.model_type == "lstm":
         config = MaiaLstmConfig(
             embedding_dim=args.lstm_embedding_dim,
@@ -64,9 +66,17 @@ def build_model(args, tokenizer, seq_len: int):
         return MaiaLstmForCausalLM(config)
     if args.model_type != "gpt":
         raise MaiaInputError(f"model_type must be 'gpt' or 'lstm', got {args.model_type!r}")
+    sounding = (
+        {"sounding_notes": MaiaConfig.sounding_notes_of(tokenizer)} if getattr(args, "sounding_notes", False) else {}
+    )
     if args.init_from and _is_maia_model(args.init_from):
-        return _warm_start(args, tokenizer, MaiaForCausalLM)
+        return _warm_start(args, tokenizer, MaiaForCausalLM, sounding)
     if args.init_from:
+        if sounding:
+            raise MaiaInputError(
+                "sounding_notes cannot be added to a GPT-2 transfer (init_from a GPT-2 checkpoint); train the "
+                "transfer first, then warm-start from it with sounding_notes: true"
+            )
         model = MaiaForCausalLM.from_gpt2(args.init_from, tokenizer)
         if args.attn_implementation:
             model.set_attn_implementation(args.attn_implementation)
@@ -75,7 +85,7 @@ def build_model(args, tokenizer, seq_len: int):
     n_positions = args.n_positions or max(seq_len, 0)
     attention_dropout = args.dropout if args.attention_dropout is None else args.attention_dropout
     dropout = {"resid_pdrop": args.dropout, "embd_pdrop": args.dropout, "attn_pdrop": attention_dropout}
-    config = MaiaConfig.from_preset(args.preset, n_positions=n_positions, **dropout, **special, **overrides)
+    config = MaiaConfig.from_preset(args.preset, n_positions=n_positions, **dropout, **special, **overrides, **sounding)
     if config.n_positions < seq_len:
         raise MaiaInputError(f"n_positions {config.n_positions} is shorter than seq_len {seq_len}")
     return MaiaForCausalLM(config)
@@ -86,13 +96,14 @@ def _is_maia_model(path: str) -> bool:
     return config.is_file() and json.loads(config.read_text()).get("model_type") == "maia"
 
 
-def _warm_start(args, tokenizer, model_class):
+def _warm_start(args, tokenizer, model_class, sounding=None):
     """A trained maia model's weights to continue from (the optimizer starts fresh).
 
     Its shape and attention pattern are kept; ``sparse_backend`` and ``attn_implementation`` may change
     how the same attention is computed. The vocabulary must be the tokenizer's, or a start of it: a model
     saved before the fill-in-the-middle tokens gets rows for them (``resize_token_embeddings``, new rows at
-    the mean of the old ones).
+    the mean of the old ones). ``sounding`` (``sounding_notes: true``) adds the sounding-notes input to a
+    model without it, at zero, so the model starts out computing what it computed before.
     """
     overrides = {"sparse_backend": args.sparse_backend} if args.sparse_backend is not None else {}
     if args.attn_implementation is not None:
@@ -105,6 +116,8 @@ def _warm_start(args, tokenizer, model_class):
             f"{args.init_from!r} has a vocabulary of {model.config.vocab_size} tokens but the corpus's tokenizer has "
             f"{len(tokenizer)}; warm-start from a model built with the same tokenizer"
         )
+    if sounding and model.sounding is None:
+        model.add_sounding_notes(sounding["sounding_notes"])
     return model
 
 

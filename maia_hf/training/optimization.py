@@ -8,7 +8,16 @@ import torch
 
 from ..errors import MaiaInputError
 
-__all__ = ["lr_lambda", "make_optimizer", "total_training_steps"]
+__all__ = ["lr_lambda", "make_optimizer", "parameter_groups", "total_training_steps"]
+
+
+def parameter_groups(model) -> tuple[list[str], list[str]]:
+    """Names of the trained parameters with weight decay (matrices, embeddings) and without (biases, norms)."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (decay if parameter.dim() >= 2 else no_decay).append(name)
+    return decay, no_decay
 
 
 def make_optimizer(model, args) -> torch.optim.Optimizer:
@@ -18,10 +27,8 @@ def make_optimizer(model, args) -> torch.optim.Optimizer:
         model (`torch.nn.Module`): the model to train.
         args (`MaiaTrainingArguments`): ``learning_rate``, ``weight_decay`` and ``adam_beta2``.
     """
-    decay, no_decay = [], []
-    for _, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            (decay if parameter.dim() >= 2 else no_decay).append(parameter)
+    parameters = dict(model.named_parameters())
+    decay, no_decay = ([parameters[name] for name in names] for names in parameter_groups(model))
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(0.9, args.adam_beta2))
 

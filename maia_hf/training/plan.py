@@ -92,6 +92,8 @@ def _model_line(model_args, parameters: int | None) -> str:
             for key in ("n_layer", "n_head", "n_embd", "n_inner", "attn_implementation")
             if getattr(model_args, key) is not None
         )
+    if getattr(model_args, "sounding_notes", False) and model_args.model_type == "gpt":
+        shape += ", the sounding notes as an input"
     return f"model: {shape}, {parameters:,} parameters"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -72,3 +73,34 @@ def test_fim_windows_are_drawn_the_same_in_every_run_and_only_at_the_rate():
     assert 8 <= middles <= 32  # about half of 40 windows
     plain = WindowBatches(windows, 8, 512, 0, seed=1).batch(0, 0)["input_ids"]
     assert not (plain == tokenizer.layout.fim_middle).any()
+
+
+def test_a_run_resumed_with_sounding_notes_goes_on_exactly_then_learns_the_new_input(tiny_corpus, tmp_path):
+    import shutil
+    import subprocess
+
+    from training_runs import ENV, metrics, recipe
+    from transformers import AutoModelForCausalLM
+
+    common = ("--dataset_dir", tiny_corpus, "--num_samples", "0", "--eval_steps", "0", "--logging_steps", "1",
+              "--save_steps", "20", "--max_steps", "24")  # fmt: skip
+    first = tmp_path / "plain"
+    process = subprocess.Popen(recipe(*common, "--output_dir", first), env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    process.wait()
+    shutil.rmtree(first / "checkpoints" / "step-0000024", ignore_errors=True)
+    (first / "checkpoints" / "latest").write_text("step-0000020")
+    grown = tmp_path / "grown"
+    shutil.copytree(first, grown)
+    resume = ("--resume_from_checkpoint", "true")
+    done = subprocess.run(recipe(*common, *resume, "--output_dir", first), env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = subprocess.run(recipe(*common, *resume, "--sounding_notes", "true", "--output_dir", grown), env=ENV,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    plain_loss = {r["step"]: r["loss"] for r in metrics(first) if "loss" in r}
+    grown_loss = {r["step"]: r["loss"] for r in metrics(grown) if "loss" in r}
+    assert grown_loss[21] == pytest.approx(plain_loss[21], abs=1e-6)  # same weights, moments, data: same step
+    assert grown_loss[24] != pytest.approx(plain_loss[24], abs=1e-6)  # then the new input is learned
+    model = AutoModelForCausalLM.from_pretrained(grown / "checkpoints" / "step-0000024")
+    assert model.config.sounding_notes and model.sounding.weight.abs().sum() > 0
