@@ -294,7 +294,7 @@ class MaiaConfig(GPT2Config):
         >>> from maia_hf import MaiaConfig, MaiaTokenizer
         >>> spec = MaiaConfig.sounding_notes_of(MaiaTokenizer())
         >>> len(spec["note_on_ids"]), spec["note_on_ids"][0], spec["note_off_ids"][0], spec["reset_ids"]
-        (88, 4, 92, [2])
+        (88, 4, 92, [2, 273, 274, 275])
 
         ```
         """

@@ -180,7 +180,22 @@ class MaiaForCausalLM(GPT2LMHeadModel):
         if isinstance(module, MaiaSoundingNotes):
             init.zeros_(module.weight)  # a new input starts silent: the model computes what it did before
 
-    def forward(self, input_ids=None, *args, sounding_counts=None, inputs_embeds=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        cache=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        labels=None,
+        use_cache=None,
+        logits_to_keep=0,
+        sounding_counts=None,
+        **kwargs,
+    ):
         """GPT-2's forward; with ``config.sounding_notes`` the sounding pitches join the input embedding.
 
         ``sounding_counts`` (B, T, P) gives them for the positions of ``input_ids`` when those are not the
@@ -191,13 +206,28 @@ class MaiaForCausalLM(GPT2LMHeadModel):
                 sounding_counts = self.sounding.counts(input_ids)
             inputs_embeds = self.transformer.wte(input_ids) + self.sounding(sounding_counts)
             input_ids = None
-        return super().forward(input_ids, *args, inputs_embeds=inputs_embeds, **kwargs)
+        return super().forward(
+            input_ids=input_ids,
+            cache=cache,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            labels=labels,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )
 
     def prepare_inputs_for_generation(self, input_ids, *args, **kwargs):
         """GPT-2's, plus the sounding pitches of the positions fed this step (computed from all the ids)."""
         inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        if self.sounding is None:
+            return inputs
         fed = inputs.get("input_ids")
-        if self.sounding is not None and fed is not None:
+        if fed is not None:
             inputs["sounding_counts"] = self.sounding.counts(input_ids)[:, input_ids.shape[1] - fed.shape[1] :]
         return inputs
 

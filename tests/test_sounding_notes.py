@@ -111,7 +111,11 @@ def test_lean_decoder_and_generate_see_the_same_sounding_notes_as_a_full_forward
     greedy = ids[:, :8]
     for _ in range(12):
         greedy = torch.cat([greedy, model(greedy).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    assert torch.equal(model.generate(ids[:, :8], max_new_tokens=12, do_sample=False, pad_token_id=0), greedy)
+    prompt = ids[:, :8]
+    out = model.generate(
+        prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12, do_sample=False, pad_token_id=0
+    )
+    assert torch.equal(out, greedy)
 
 
 def test_lean_decoder_keeps_each_padded_row_and_each_kept_row_its_own_notes():
