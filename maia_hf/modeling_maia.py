@@ -85,11 +85,10 @@ class MaiaSoundingNotes(nn.Module):
         self.weight = nn.Parameter(torch.zeros(config.n_embd, self.n_pitches))
         self._tables: dict = {}
 
-    def _lookup(self, device, size: int):
-        """Per-id tables (pitch index or -1, +1/-1/0, starts a passage) for ids below ``size``."""
-        key = (str(device), size)
-        if key not in self._tables:
-            size = max(size, *self.note_on_ids, *self.note_off_ids, *self.reset_ids, 0) + 1
+    def _lookup(self, device):
+        """Per-id tables (pitch index or -1, +1/-1/0, starts a passage), with one last entry for every other id."""
+        if device not in self._tables:
+            size = max(*self.note_on_ids, *self.note_off_ids, *self.reset_ids) + 2
             pitch = torch.full((size,), -1, dtype=torch.long)
             sign = torch.zeros(size, dtype=torch.long)
             pitches = torch.arange(self.n_pitches)
@@ -97,13 +96,14 @@ class MaiaSoundingNotes(nn.Module):
             pitch[self.note_off_ids], sign[self.note_off_ids] = pitches, -1
             reset = torch.zeros(size, dtype=torch.bool)
             reset[self.reset_ids] = True
-            self._tables[key] = (pitch.to(device), sign.to(device), reset.to(device))
-        return self._tables[key]
+            self._tables[device] = (pitch.to(device), sign.to(device), reset.to(device))
+        return self._tables[device]
 
     def changes(self, input_ids: torch.LongTensor):
         """``(pitch, sign, reset)`` of each word, each shaped like ``input_ids``."""
-        pitch, sign, reset = self._lookup(input_ids.device, int(input_ids.max()) + 1 if input_ids.numel() else 1)
-        return pitch[input_ids], sign[input_ids], reset[input_ids]
+        pitch, sign, reset = self._lookup(input_ids.device)
+        index = input_ids.clamp(max=len(pitch) - 1)  # ids past the note and passage words change nothing
+        return pitch[index], sign[index], reset[index]
 
     def counts(self, input_ids: torch.LongTensor) -> torch.LongTensor:
         """(B, T, P): how many times each pitch sounds after each word (strikes minus releases, never < 0)."""
@@ -126,9 +126,8 @@ class MaiaSoundingNotes(nn.Module):
     def step(self, counts: torch.LongTensor, tokens: torch.LongTensor) -> torch.LongTensor:
         """The (B, P) counts after each row reads one more word ``tokens`` (B,)."""
         pitch, sign, reset = self.changes(tokens)
-        counts = counts.masked_fill(reset[:, None], 0)
+        counts = counts.masked_fill(reset[:, None], 0)  # a new tensor: the caller's counts stay as they were
         rows = torch.arange(len(tokens), device=tokens.device)
-        counts = counts.clone()
         counts[rows, pitch.clamp(min=0)] += sign
         return counts.clamp(min=0)
 
