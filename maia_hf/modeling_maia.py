@@ -77,10 +77,12 @@ class MaiaSoundingNotes(nn.Module):
 
     def __init__(self, config: MaiaConfig):
         super().__init__()
-        spec = config.sounding_notes
-        self.note_on_ids = [int(i) for i in spec["note_on_ids"]]
-        self.note_off_ids = [int(i) for i in spec["note_off_ids"]]
-        self.reset_ids = [int(i) for i in spec.get("reset_ids", [])]
+        spec = config.sounding_notes  # checked and normalised by MaiaConfig
+        self.note_on_ids, self.note_off_ids, self.reset_ids = (
+            spec["note_on_ids"],
+            spec["note_off_ids"],
+            spec["reset_ids"],
+        )
         self.n_pitches = len(self.note_on_ids)
         self.weight = nn.Parameter(torch.zeros(config.n_embd, self.n_pitches))
         self._tables: dict = {}

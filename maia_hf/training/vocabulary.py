@@ -45,11 +45,9 @@ def _pad_rows(tensor, old: int, new: int, fill):
     return torch.cat([tensor, extra], dim=0)
 
 
-def _new_parameters(weights: dict, model) -> dict:
+def _new_parameters(saved_names: set[str], model) -> dict:
     """The model's parameters the checkpoint lacks (an input added to a running campaign), by name."""
-    if model is None:
-        return {}
-    return {name: p for name, p in model.named_parameters() if p.requires_grad and name not in weights}
+    return {name: p for name, p in model.named_parameters() if p.requires_grad and name not in saved_names}
 
 
 def _renumbered(state: dict, model, new: dict) -> dict:
