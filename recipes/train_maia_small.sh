@@ -10,15 +10,17 @@
 #     optimizer and a 50-step warm-up, so no stretch starts from scratch.
 # The corpus is built once into $CORPUS (default ~/.cache/maia/corpora/v2) and reused. Every call appends
 # the segment's start (step, tokens, machine, commit) to $RUN/segments.jsonl; the model card's training log
-# is made from it and $RUN/metrics.jsonl. Training runs on one thread (the other core stays free), at a
-# higher scheduling priority when that is allowed. Ship a checkpoint only if it beats the shipped model:
+# is made from it and $RUN/metrics.jsonl. Training runs on $THREADS threads (default 1: the other core stays
+# free for other work; THREADS=2 while the machine has nothing else to do), at a higher scheduling priority
+# when that is allowed. Ship a checkpoint only if it beats the shipped model:
 #   .venv/bin/python recipes/ship_model.py --checkpoint $RUN/checkpoints/latest --data $CORPUS --card docs/maia-small.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-$HOME/.cache/maia/runs/maia-small-v2}
 CORPUS=${CORPUS:-$HOME/.cache/maia/corpora/v2}
 PY=${PY:-.venv/bin/python}
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+THREADS=${THREADS:-1}
+export OMP_NUM_THREADS=$THREADS OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 mkdir -p "$RUN"
 
 if [ ! -f "$CORPUS/dataset_dict.json" ]; then
@@ -37,10 +39,10 @@ else
     start=(--init_from "$RUN/init" --warmup_steps 50 --learning_rate 0.0005)
     how="warm start from $RUN/init"
 fi
-"$PY" - "$RUN" "$how" <<'PY'
+"$PY" - "$RUN" "$how" "$THREADS" <<'PY'
 import json, subprocess, sys, time
 from pathlib import Path
-run, how = Path(sys.argv[1]), sys.argv[2]
+run, how, threads = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 step = tokens = 0
 latest = run / "checkpoints" / "latest"
 if latest.is_file():
@@ -49,7 +51,7 @@ if latest.is_file():
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 record = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "how": how, "start_step": step,
-          "start_tokens": tokens, "machine": f"{cpu}, one thread", "commit": commit}
+          "start_tokens": tokens, "machine": f"{cpu}, {'one thread' if threads == 1 else f'{threads} threads'}", "commit": commit}
 with open(run / "segments.jsonl", "a") as f:
     f.write(json.dumps(record) + "\n")
 print(f"train_maia_small: segment from step {step} ({how})")
