@@ -107,10 +107,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="steps left out of the timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--settings", action="store_true", help="the throughput of each setting against v1")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="TEXT",
+        help="with --settings: the v1 recipe and the settings whose names contain TEXT",
+    )
+    parser.add_argument("--context", default="", help="with --settings: what else ran on the machine, for the table")
     parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.only and not args.settings:
+        parser.error("--only needs --settings")
     if args.settings:
-        settings_table(args.repeats)
+        settings_table(args.repeats, args.only, args.context)
         return
     if args.plain_worker:
         plain_loop(args.dataset_dir, args.batch_size, args.steps, args.warmup, args.plain_worker)
@@ -173,23 +182,36 @@ def main() -> None:
     )
 
 
-def settings_table(repeats: int) -> None:
-    """Every training setting against the v1 recipe (benchmarks/training_settings.py), into docs/."""
+def settings_table(repeats: int, only: list[str] | None = None, context: str = "") -> None:
+    """The training settings against the v1 recipe (benchmarks/training_settings.py), into docs/.
+
+    All of them replace the "settings" section; a subset (``only``) goes into a section of its own.
+    """
     import training_settings
 
+    names = training_settings.select(only)
     load_before = os.getloadavg()[0]
-    runs = training_settings.run_settings(repeats)
+    runs = training_settings.run_settings(repeats, names)
     load_after = os.getloadavg()[0]
     rows = training_settings.summarise(runs)
-    table = training_settings.markdown(rows, describe(), (load_before, load_after))
+    table = training_settings.markdown(rows, describe(), (load_before, load_after), context)
     print(table)
-    SETTINGS_RESULTS.write_text(
-        json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": describe(), "rows": rows}, indent=2) + "\n"
+    section = (
+        "settings"
+        if not only
+        else "settings-"
+        + "-".join("".join(c if c.isalnum() else "-" for c in part.lower()).strip("-") for part in only)
     )
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": describe(), "only": only, "context": context, "rows": rows}
+    results = SETTINGS_RESULTS if not only else SETTINGS_RESULTS.with_name(f"training_{section.replace('-', '_')}.json")
+    results.write_text(json.dumps(result, indent=2) + "\n")
+    flags = " --only " + " ".join(f'"{part}"' for part in only) if only else ""
+    command = f"`benchmarks/bench_training.py --settings{flags}`"
+    title = "## Training settings against the v1 recipe" + (f": {', '.join(only)}" if only else "")
     write_section(
-        "settings",
-        "## Training settings against the v1 recipe\n\n"
-        f"Measured by `benchmarks/bench_training.py --settings` on {time.strftime('%Y-%m-%d')}: maia-seed, "
+        section,
+        f"{title}\n\n"
+        f"Measured by {command} on {time.strftime('%Y-%m-%d')}: maia-seed, "
         f"batches of 16 x 512 tokens, each setting in a fresh process, {repeats} alternating rounds "
         "(`benchmarks/training_settings.py` says what each setting is).\n\n" + table,
     )

@@ -1,6 +1,10 @@
 """Training throughput of maia-seed under each setting, against the v1 recipe in the same run.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_training.py --settings [--repeats 3]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_training.py --settings --only "2 threads" "S ="
+
+``--only`` runs the v1 recipe and the settings whose names contain one of the given strings (its table goes
+into a section of its own, so the full table stays); run the thread rows on a machine with nothing else to do.
 
 Each setting trains maia-seed (forward, backward, clipping, AdamW step) on the same batches of 16 x 512
 tokens in a fresh process; the settings alternate, ``--repeats`` rounds, and the table gives the median
@@ -32,6 +36,7 @@ SETTINGS = {
     "S, dense SDPA attention instead of sparse": {**V2, "attn": "sdpa"},
     "S + torch.compile": {**V2, "compile": True},
     "S + 2 threads": {**V2, "threads": 2},
+    "v1 recipe + 2 threads": {**V1, "threads": 2},
     "S + bf16 autocast": {**V2, "bf16": True, "steps": 1, "warmup": 1},
 }
 
@@ -110,12 +115,30 @@ def probe(setting: dict) -> dict:
     return {"tokens_per_second": steps * ids.numel() / (time.perf_counter() - began)}
 
 
-def run_settings(repeats: int) -> dict:
-    """Every setting in a fresh process, alternating, ``repeats`` rounds."""
-    runs: dict[str, list[float]] = {name: [] for name in SETTINGS}
+def select(only: list[str] | None) -> list[str]:
+    """The settings to run: all, or the v1 recipe (the baseline) and those whose names contain a string of ``only``.
+
+    >>> select(["2 threads"])
+    ['v1 recipe (sparse mask, gelu_new, fp32, 1 thread)', 'S + 2 threads', 'v1 recipe + 2 threads']
+    """
+    names = list(SETTINGS)
+    if not only:
+        return names
+    chosen = [names[0]] + [n for n in names[1:] if any(part in n for part in only)]
+    unknown = [part for part in only if not any(part in n for n in names)]
+    if unknown:
+        raise SystemExit(f"bench_training: --only {unknown[0]!r} names no setting; the settings: {', '.join(names)}")
+    return chosen
+
+
+def run_settings(repeats: int, names: list[str] | None = None) -> dict:
+    """The settings (default: every one) in fresh processes, alternating, ``repeats`` rounds."""
+    names = names or list(SETTINGS)
+    runs: dict[str, list[float]] = {name: [] for name in names}
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     for round_index in range(repeats):
-        for name, setting in SETTINGS.items():
+        for name in names:
+            setting = SETTINGS[name]
             if name.endswith("bf16 autocast") and round_index > 0:
                 continue  # minutes per step where the CPU lacks bf16 units: one round says enough
             code = f"import json, training_settings as t; print(json.dumps(t.probe({setting!r})))"
@@ -130,7 +153,7 @@ def run_settings(repeats: int) -> dict:
 
 
 def summarise(runs: dict[str, list[float]]) -> list[dict]:
-    baseline = runs[next(iter(SETTINGS))]
+    baseline = runs[next(iter(SETTINGS))]  # select() always keeps the v1 recipe
     flops, _ = model_flops_per_token(), None
     peak, _ = peak_flops_per_core()
     rows = []
@@ -146,12 +169,12 @@ def summarise(runs: dict[str, list[float]]) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], machine: str, load: tuple[float, float]) -> str:
+def markdown(rows: list[dict], machine: str, load: tuple[float, float], context: str = "") -> str:
     _, peak_text = peak_flops_per_core()
+    context = f" ({context})" if context else ""
     lines = [
-        f"Machine: {machine}; load average {load[0]:.1f} before, {load[1]:.1f} after (a one-thread training "
-        f"ran on the other core). Model FLOPs per token: {model_flops_per_token() / 1e6:.1f} M; peak per core "
-        f"{peak_text}.",
+        f"Machine: {machine}; load average {load[0]:.1f} before, {load[1]:.1f} after{context}."
+        f" Model FLOPs per token: {model_flops_per_token() / 1e6:.1f} M; peak per core {peak_text}.",
         "",
         "| setting | tokens/s (median) | vs v1 (median of per-round ratios) | model GFLOP/s | share of peak "
         "| all runs |",
