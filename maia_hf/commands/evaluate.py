@@ -30,7 +30,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write report.md and the PNGs")
     p.add_argument("--pieces", type=int, default=20, metavar="N", help="pieces generated per model (default 20)")
     p.add_argument("--bars", type=int, default=8, metavar="N", help="bars per piece and real excerpt (default 8)")
-    p.add_argument("--top-k", type=int, default=5, metavar="K", help="sampling (default 5)")
+    p.add_argument(
+        "--top-k", type=int, default=5, metavar="K", help="sample from the K likeliest words (default 5; 0: off)"
+    )
+    p.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling: the likeliest words up to probability P")
     p.add_argument("--temperature", type=float, default=1.0, metavar="X")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--candidates", type=int, default=1, metavar="N",
@@ -71,14 +74,19 @@ def _check_counts(args) -> None:
 
 def _evaluate(args) -> int:
     from ..evaluation import EvaluationConfig, evaluate_models
+    from ..generation.settings import check_generation_settings
 
     _check_counts(args)
+    check_generation_settings(
+        top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, grid=args.grid,
+        key_guidance=args.key_guidance, max_note_quarters=args.max_note_quarters or None, flags=True,
+    )  # fmt: skip
 
     config = EvaluationConfig(
-        pieces=args.pieces, bars=args.bars, top_k=args.top_k, temperature=args.temperature, seed=args.seed,
-        unconstrained_pieces=args.unconstrained_pieces, nll_windows=args.nll_windows, batch_size=args.batch_size,
-        max_reference_words=args.max_reference_words, tokens_per_bar=args.tokens_per_bar, candidates=args.candidates,
-        prompt_bars=args.prompt_bars, grid=args.grid, key_guidance=args.key_guidance,
+        pieces=args.pieces, bars=args.bars, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
+        seed=args.seed, unconstrained_pieces=args.unconstrained_pieces, nll_windows=args.nll_windows,
+        batch_size=args.batch_size, max_reference_words=args.max_reference_words, tokens_per_bar=args.tokens_per_bar,
+        candidates=args.candidates, prompt_bars=args.prompt_bars, grid=args.grid, key_guidance=args.key_guidance,
         max_note_quarters=args.max_note_quarters or None,
     )  # fmt: skip
     report = evaluate_models(args.model, args.data, args.out, config, progress=not args.quiet)

@@ -105,6 +105,12 @@ def _limits(settings: dict) -> str:
     return limit + (f", each the likeliest of {n} candidates" if n > 1 else "")
 
 
+def _top_p(settings: dict) -> str:
+    """Nucleus sampling's threshold as the header's words, when it was on."""
+    top_p = settings.get("top_p")
+    return f", top-p {top_p:g}" if top_p is not None else ""
+
+
 def _what_was_generated(s: dict) -> str:
     """How the generated pieces began: from the composer token, or continuing the bars before each real excerpt."""
     n = s.get("prompt_bars", 0)
@@ -126,7 +132,7 @@ def report_markdown(report: dict) -> str:
         f"Corpus `{s['data']}`: {data['train_pieces']:,} training pieces ({data['reference_sequences']:,} sequences, "
         f"{data['reference_words']:,} words as BLEU references); real excerpts from {data['held_out_pieces']:,} "
         f"{data['held_out_split']} pieces. Each model wrote {s['pieces']} pieces of {s['bars']} bars (4/4) "
-        f"{_what_was_generated(s)} (top-k {s['top_k']}, temperature {s['temperature']}, seed {s['seed']}"
+        f"{_what_was_generated(s)} (top-k {s['top_k']}{_top_p(s)}, temperature {s['temperature']}, seed {s['seed']}"
         f"{_limits(s)}), "
         f"and {s['unconstrained_pieces']} more without constraints. Every number is explained in "
         "`docs/evaluation.md`.",

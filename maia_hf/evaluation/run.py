@@ -73,7 +73,9 @@ class EvaluationConfig:
     Args:
         pieces (`int`, *optional*, defaults to 20): pieces generated per model, and real excerpts.
         bars (`int`, *optional*, defaults to 8): length of each generated piece and real excerpt (4/4 bars).
-        top_k (`int`, *optional*, defaults to 5), temperature (`float`, *optional*, defaults to 1.0): sampling.
+        top_k (`int`, *optional*, defaults to 5), top_p (`float`, *optional*), temperature (`float`, *optional*,
+            defaults to 1.0): sampling, as in :func:`~maia_hf.generation.continue_piece` (``top_k=0``: off;
+            ``top_p``: nucleus sampling, off by default).
         seed (`int`, *optional*, defaults to 0): makes generation, excerpts and the discriminator's folds reproducible.
         unconstrained_pieces (`int`, *optional*): pieces sampled without constraints (default: ``pieces``).
         nll_windows (`int`, *optional*, defaults to 256): validation windows scored (0: all).
@@ -109,6 +111,7 @@ class EvaluationConfig:
     top_k: int = 5
     temperature: float = 1.0
     seed: int = 0
+    top_p: float | None = None
     unconstrained_pieces: int | None = None
     nll_windows: int = 256
     batch_size: int = 8
@@ -133,8 +136,9 @@ class EvaluationConfig:
 
         check_candidates(self.candidates)
         check_generation_settings(
-            grid=self.grid, key_guidance=self.key_guidance, max_note_quarters=self.max_note_quarters
-        )
+            top_k=self.top_k, top_p=self.top_p, temperature=self.temperature, grid=self.grid,
+            key_guidance=self.key_guidance, max_note_quarters=self.max_note_quarters,
+        )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,7 +175,8 @@ def generate_samples(
         guidance = {"grid": config.grid if constrained else None, "key_guidance": config.key_guidance}
         (c,) = continue_piece(
             model, tokenizer, None if prompt is None else Piece(prompt, composer=composer), composer=composer,
-            bars=config.bars, top_k=config.top_k, seed=seed, max_new_tokens=config.tokens_per_bar * config.bars,
+            bars=config.bars, top_k=config.top_k, top_p=config.top_p, seed=seed,
+            max_new_tokens=config.tokens_per_bar * config.bars,
             temperature=config.temperature, constrained=constrained, progress=False, candidates=config.candidates,
             max_note_quarters=config.max_note_quarters, **(guidance if prompt is not None else {}),
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""``maia evaluate`` and ``maia data build`` refuse impossible counts in one line, before any work."""
+"""``maia evaluate`` and ``maia data build`` refuse impossible counts and sampling settings in one line, before any work."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ EVALUATE = {
     ),
     "tokens-per-bar": (["--tokens-per-bar", "0"], "--tokens-per-bar must be a whole number >= 1, got 0"),
     "seed": (["--seed", "-1"], "--seed must be a whole number >= 0, got -1"),
+    "top-p": (["--top-p", "1.5"], "--top-p must be above 0 and at most 1 (nucleus sampling), got 1.5"),
+    "temperature": (["--temperature", "0"], "--temperature must be above 0 (1 samples the model as it is), got 0.0"),
 }  # fmt: skip
 
 

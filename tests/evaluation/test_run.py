@@ -100,7 +100,8 @@ def test_continuations_of_the_excerpts_prompts(monkeypatch, corpus, models, toke
 
     monkeypatch.setattr(generation, "continue_piece", recording)
     config = EvaluationConfig(
-        pieces=3, bars=2, tokens_per_bar=40, nll_windows=4, prompt_bars=1, key_guidance=0.5, max_note_quarters=2
+        pieces=3, bars=2, tokens_per_bar=40, nll_windows=4, prompt_bars=1, key_guidance=0.5, max_note_quarters=2,
+        top_p=0.9,
     )
     report = evaluate_models([str(models[0])], corpus, tmp_path / "report", config, progress=False)
     real_names = (tmp_path / "report" / "samples" / "real.txt").read_text().splitlines()
@@ -110,15 +111,15 @@ def test_continuations_of_the_excerpts_prompts(monkeypatch, corpus, models, toke
     for (prompt, kwargs), excerpt in zip(seen, excerpts * 2, strict=True):
         assert prompt.notes.as_tuples() == excerpt.prompt.as_tuples() and len(prompt.notes)
         assert kwargs["composer"] == excerpt.composer and kwargs["key_guidance"] == 0.5
-        assert kwargs["max_note_quarters"] == 2
+        assert kwargs["max_note_quarters"] == 2 and kwargs["top_p"] == 0.9
     generated = (tmp_path / "report" / "samples" / "tiny-gpt.txt").read_text()
     assert generated.count("# name") == 3
     for piece in generated.split("# name:")[1:]:  # each the continuation alone, no note over 2 quarters
         notes = tokenizer.codec.decode(tokenizer.codec.words_to_indices(piece.split("\n", 2)[2].split())).notes
         assert len(notes) and (notes.end - notes.start).max() <= 24 and notes.end.max() <= 96
     assert (
-        "continuing the 1 bar before each real excerpt, in its place, key guidance 0.5 (top-k 5, temperature 1.0, "
-        "seed 0, notes of at most 2 quarters)" in (tmp_path / "report" / "report.md").read_text()
+        "continuing the 1 bar before each real excerpt, in its place, key guidance 0.5 (top-k 5, top-p 0.9, "
+        "temperature 1.0, seed 0, notes of at most 2 quarters)" in (tmp_path / "report" / "report.md").read_text()
     )
     assert report["settings"]["prompt_bars"] == 1
 
