@@ -1,4 +1,4 @@
-"""``maia evaluate`` and ``maia data build`` refuse impossible counts and sampling settings in one line, before any work."""
+"""``maia evaluate`` and ``maia data build`` refuse impossible counts and sampling settings in one line, first."""
 
 from __future__ import annotations
 

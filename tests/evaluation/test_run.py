@@ -100,7 +100,13 @@ def test_continuations_of_the_excerpts_prompts(monkeypatch, corpus, models, toke
 
     monkeypatch.setattr(generation, "continue_piece", recording)
     config = EvaluationConfig(
-        pieces=3, bars=2, tokens_per_bar=40, nll_windows=4, prompt_bars=1, key_guidance=0.5, max_note_quarters=2,
+        pieces=3,
+        bars=2,
+        tokens_per_bar=40,
+        nll_windows=4,
+        prompt_bars=1,
+        key_guidance=0.5,
+        max_note_quarters=2,
         top_p=0.9,
     )
     report = evaluate_models([str(models[0])], corpus, tmp_path / "report", config, progress=False)
